@@ -1,0 +1,20 @@
+from cython cimport floating
+
+
+cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                       const floating *x, const floating *W_xh,
+                       const floating *W_hh, const floating *b_h,
+                       const floating *h0, const Py_ssize_t *lengths,
+                       floating *W_hhT, floating *hs) noexcept nogil
+
+cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                        floating *delta, const floating *dh_last,
+                        const floating *hs, const floating *x,
+                        const floating *W_xh, const floating *W_hh,
+                        const floating *h0, const Py_ssize_t *lengths,
+                        floating *dh0, floating *dx, floating *dW_xh,
+                        floating *dW_hh, floating *db_h) noexcept nogil
+
+cdef void gather_last(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                      const floating *hs, const Py_ssize_t *lengths,
+                      floating *h_last) noexcept nogil

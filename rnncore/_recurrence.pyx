@@ -1,0 +1,147 @@
+"""The Elman recurrence and its backpropagation through time.
+
+Shapes (time-major, row-major): x (T, B, D), hs (T, B, H), W_xh (H, D),
+W_hh (H, H), b_h (H,), h0 (B, H), lengths (B,).  ``lengths`` may be NULL
+(every sequence has T steps) and so may ``h0`` (a zero initial state).
+
+Where lengths are given, step t of sequence b is active when t < lengths[b].
+Inactive steps output zeros, take no gradient and leave the state frozen, so
+sequence b's final state is hs[lengths[b] - 1, b].
+"""
+from libc.string cimport memcpy, memset
+from cython cimport floating
+
+from rnncore._blas cimport gemm
+from rnncore._simd cimport tanh_inplace, tanh_backward
+
+
+cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                       const floating *x, const floating *W_xh,
+                       const floating *W_hh, const floating *b_h,
+                       const floating *h0, const Py_ssize_t *lengths,
+                       floating *W_hhT, floating *hs) noexcept nogil:
+    """hs[t] = tanh(x[t]·W_xhᵀ + b_h + hs[t-1]·W_hhᵀ), hs[-1] = h0.
+
+    W_hhT (H, H) is workspace for W_hh transposed: the per-step product is
+    then a plain, non-transposed GEMM, the fast case of every BLAS.
+    """
+    cdef Py_ssize_t t, b, r, i, BH = B * H
+    cdef floating *h_t
+    cdef const floating *h_prev
+    for r in range(H):
+        for i in range(H):
+            W_hhT[i * H + r] = W_hh[r * H + i]
+    for r in range(T * B):
+        memcpy(hs + r * H, b_h, H * sizeof(floating))
+    # hs += x·W_xhᵀ for all steps at once: (T·B × D)·(D × H)
+    gemm(False, True, T * B, H, D, 1, x, D, W_xh, D, 1, hs, H)
+    for t in range(T):
+        h_t = hs + t * BH
+        h_prev = hs + (t - 1) * BH if t > 0 else h0
+        if h_prev != NULL:
+            # h_t += h_{t-1}·W_hhᵀ: (B × H)·(H × H)
+            gemm(False, False, B, H, H, 1, h_prev, H, W_hhT, H, 1, h_t, H)
+        tanh_inplace(h_t, BH)
+        if lengths != NULL:
+            for b in range(B):
+                if t >= lengths[b]:
+                    memset(h_t + b * H, 0, H * sizeof(floating))
+
+
+cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                        floating *delta, const floating *dh_last,
+                        const floating *hs, const floating *x,
+                        const floating *W_xh, const floating *W_hh,
+                        const floating *h0, const Py_ssize_t *lengths,
+                        floating *dh0, floating *dx, floating *dW_xh,
+                        floating *dW_hh, floating *db_h) noexcept nogil:
+    """Backpropagation through time.
+
+    On entry ``delta`` holds ∂L/∂h_t from outside the recurrence (T, B, H);
+    it is overwritten with δ_t = (1 - h_t²) ⊙ ∂L/∂h_t, where ∂L/∂h_t also
+    receives δ_{t+1}·W_hh through the recurrence and, at each sequence's last
+    step, ``dh_last`` (may be NULL).  ``dh0`` (B, H) doubles as the carry
+    δ_{t+1}·W_hh and ends as ∂L/∂h0.  ``dx`` may be NULL (not wanted).
+    """
+    cdef Py_ssize_t t, b, i, BH = B * H
+    cdef floating *d_t
+    cdef const floating *h_t
+    if dh_last != NULL and lengths == NULL:
+        memcpy(dh0, dh_last, BH * sizeof(floating))
+    else:
+        memset(dh0, 0, BH * sizeof(floating))
+    for t in range(T - 1, -1, -1):
+        d_t = delta + t * BH
+        h_t = hs + t * BH
+        if lengths == NULL:
+            tanh_backward(d_t, h_t, dh0, BH)
+        else:
+            for b in range(B):
+                if t >= lengths[b]:
+                    memset(d_t + b * H, 0, H * sizeof(floating))
+                    continue
+                if dh_last != NULL and t == lengths[b] - 1:
+                    for i in range(H):
+                        d_t[b * H + i] += dh_last[b * H + i]
+                tanh_backward(d_t + b * H, h_t + b * H, dh0 + b * H, H)
+        # carry to step t-1: ∂L/∂h_{t-1} += δ_t·W_hh: (B × H)·(H × H)
+        gemm(False, False, B, H, H, 1, d_t, H, W_hh, H, 0, dh0, H)
+
+    # dW_xh = Σ_t δ_tᵀ·x_t: (H × T·B)·(T·B × D)
+    gemm(True, False, H, D, T * B, 1, delta, H, x, D, 0, dW_xh, D)
+    # dW_hh = Σ_{t≥1} δ_tᵀ·h_{t-1} (+ δ_0ᵀ·h0): (H × (T-1)·B)·((T-1)·B × H)
+    gemm(True, False, H, H, (T - 1) * B, 1, delta + BH, H, hs, H, 0, dW_hh, H)
+    if h0 != NULL:
+        gemm(True, False, H, H, B, 1, delta, H, h0, H, 1, dW_hh, H)
+    # db_h = Σ_t Σ_b δ_t
+    memset(db_h, 0, H * sizeof(floating))
+    for b in range(T * B):
+        for i in range(H):
+            db_h[i] += delta[b * H + i]
+    if dx != NULL:
+        # dx = δ·W_xh: (T·B × H)·(H × D)
+        gemm(False, False, T * B, D, H, 1, delta, H, W_xh, D, 0, dx, D)
+
+
+cdef void gather_last(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                      const floating *hs, const Py_ssize_t *lengths,
+                      floating *h_last) noexcept nogil:
+    """h_last[b] = hs[lengths[b] - 1, b] (hs[T - 1, b] without lengths)."""
+    cdef Py_ssize_t b, t
+    for b in range(B):
+        t = lengths[b] - 1 if lengths != NULL else T - 1
+        memcpy(h_last + b * H, hs + (t * B + b) * H, H * sizeof(floating))
+
+
+# ---- Python entry points: arrays already validated, C-contiguous, one dtype.
+# Optional arrays (h0, dh_last, lengths) are passed as empty arrays when absent.
+
+def forward(const floating[:, :, ::1] x, const floating[:, ::1] W_xh,
+            const floating[:, ::1] W_hh, const floating[::1] b_h,
+            const floating[:, ::1] h0, const Py_ssize_t[::1] lengths,
+            floating[:, ::1] W_hhT, floating[:, :, ::1] hs):
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
+    cdef Py_ssize_t H = W_hh.shape[0]
+    cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
+    cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+    with nogil:
+        forward_core(T, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0],
+                     &b_h[0], h0_p, len_p, &W_hhT[0, 0], &hs[0, 0, 0])
+
+
+def backward(floating[:, :, ::1] delta, const floating[:, ::1] dh_last,
+             const floating[:, :, ::1] hs, const floating[:, :, ::1] x,
+             const floating[:, ::1] W_xh, const floating[:, ::1] W_hh,
+             const floating[:, ::1] h0, const Py_ssize_t[::1] lengths,
+             floating[:, ::1] dh0, floating[:, :, ::1] dx,
+             floating[:, ::1] dW_xh, floating[:, ::1] dW_hh, floating[::1] db_h):
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
+    cdef Py_ssize_t H = W_hh.shape[0]
+    cdef const floating *dhl_p = &dh_last[0, 0] if dh_last.shape[0] > 0 else NULL
+    cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
+    cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+    with nogil:
+        backward_core(T, B, D, H, &delta[0, 0, 0], dhl_p, &hs[0, 0, 0],
+                      &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p, len_p,
+                      &dh0[0, 0], &dx[0, 0, 0], &dW_xh[0, 0], &dW_hh[0, 0],
+                      &db_h[0])

@@ -1,0 +1,47 @@
+# Element-wise kernels from _simd.h, with one fused entry point per kernel.
+from cython cimport floating
+
+
+cdef extern from "_simd.h" nogil:
+    void rnc_tanh_inplace_f32(float *x, Py_ssize_t n)
+    void rnc_tanh_inplace_f64(double *x, Py_ssize_t n)
+    void rnc_tanh_backward_f32(float *delta, const float *h, const float *carry,
+                               Py_ssize_t n)
+    void rnc_tanh_backward_f64(double *delta, const double *h, const double *carry,
+                               Py_ssize_t n)
+    double rnc_softmax_row_f32(const float *z, float *p, Py_ssize_t n, float scale,
+                               float *zmax)
+    double rnc_softmax_row_f64(const double *z, double *p, Py_ssize_t n,
+                               double scale, double *zmax)
+    const char *rnc_simd_isa()
+
+
+cdef inline void tanh_inplace(floating *x, Py_ssize_t n) noexcept nogil:
+    """x <- tanh(x)"""
+    if floating is float:
+        rnc_tanh_inplace_f32(x, n)
+    else:
+        rnc_tanh_inplace_f64(x, n)
+
+
+cdef inline void tanh_backward(floating *delta, const floating *h,
+                               const floating *carry, Py_ssize_t n) noexcept nogil:
+    """delta <- (1 - h²) ⊙ (delta + carry)"""
+    if floating is float:
+        rnc_tanh_backward_f32(delta, h, carry, n)
+    else:
+        rnc_tanh_backward_f64(delta, h, carry, n)
+
+
+cdef inline double softmax_row(const floating *z, floating *p, Py_ssize_t n,
+                               floating scale, floating *zmax) noexcept nogil:
+    """p <- scale · softmax(z), zmax <- max(z); returns log Σ exp(z - zmax).
+
+    logsumexp(z) = zmax + the result; the two are kept apart so that
+    z - logsumexp(z) = (z - zmax) - result stays exact for huge logits.
+    p may alias z.
+    """
+    if floating is float:
+        return rnc_softmax_row_f32(z, p, n, scale, zmax)
+    else:
+        return rnc_softmax_row_f64(z, p, n, scale, zmax)

@@ -1,0 +1,63 @@
+"""Softmax, log-softmax and the fused softmax cross-entropy, row by row.
+
+Every row is shifted by its maximum before exp, so any finite logits give a
+finite result; the loss is accumulated in double precision.
+"""
+from libc.string cimport memcpy, memset
+from cython cimport floating
+
+from rnncore._simd cimport softmax_row
+
+
+cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, floating *z,
+                            const Py_ssize_t *targets,
+                            Py_ssize_t ignore_index) noexcept nogil:
+    """Mean cross-entropy of logits z (N, C) over rows whose target is not
+    ignore_index; z is overwritten with the gradient (softmax(z) - 1_m) / n.
+
+    Ignored rows get a zero gradient.  With no row left the loss is 0.
+    """
+    cdef Py_ssize_t n, valid = 0
+    cdef floating scale, zmax
+    cdef floating *z_n
+    cdef double zt, loss = 0
+    for n in range(N):
+        valid += targets[n] != ignore_index
+    if valid == 0:
+        memset(z, 0, N * C * sizeof(floating))
+        return 0.0
+    scale = <floating>(1.0 / valid)
+    for n in range(N):
+        z_n = z + n * C
+        if targets[n] == ignore_index:
+            memset(z_n, 0, C * sizeof(floating))
+            continue
+        zt = z_n[targets[n]]
+        # loss_n = logsumexp(z_n) - z_n[m];  ∂loss/∂z_n = (softmax(z_n) - 1_m) / valid
+        loss += softmax_row(z_n, z_n, C, scale, &zmax)
+        loss += zmax - zt
+        z_n[targets[n]] -= scale
+    return loss / valid
+
+
+def cross_entropy(const floating[:, ::1] logits, const Py_ssize_t[::1] targets,
+                  Py_ssize_t ignore_index, floating[:, ::1] dlogits):
+    """Returns the mean loss and writes its gradient into dlogits."""
+    cdef Py_ssize_t N = logits.shape[0], C = logits.shape[1]
+    cdef double loss
+    with nogil:
+        memcpy(&dlogits[0, 0], &logits[0, 0], N * C * sizeof(floating))
+        loss = softmax_ce_core(N, C, &dlogits[0, 0], &targets[0], ignore_index)
+    return loss
+
+
+def softmax(const floating[:, ::1] z, floating[:, ::1] out, bint log):
+    """out = softmax(z) or log_softmax(z), row by row."""
+    cdef Py_ssize_t n, i, N = z.shape[0], C = z.shape[1]
+    cdef floating log_sum, zmax
+    with nogil:
+        for n in range(N):
+            log_sum = <floating>softmax_row(&z[n, 0], &out[n, 0], C, 1, &zmax)
+            if log:
+                for i in range(C):
+                    out[n, i] = (z[n, i] - zmax) - log_sum

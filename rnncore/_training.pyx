@@ -1,0 +1,89 @@
+"""One training step in one call: forward, output layer, softmax
+cross-entropy and backpropagation through time, in a single nogil region.
+
+mode "seq": logits at every step, from hs (T·B rows), targets (T·B,) with
+padded steps already set to ignore_index.  mode "last": logits from each
+sequence's final state (B rows), targets (B,).
+"""
+from libc.string cimport memcpy, memset
+from cython cimport floating
+
+from rnncore._blas cimport gemm
+from rnncore._recurrence cimport forward_core, backward_core, gather_last
+from rnncore._softmax cimport softmax_ce_core
+
+
+cdef double train_step_core(
+        bint seq, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+        Py_ssize_t C, const floating *x, const Py_ssize_t *targets,
+        Py_ssize_t ignore_index, const floating *W_xh, const floating *W_hh,
+        const floating *b_h, const floating *W_hy, const floating *b_y,
+        const floating *h0, const Py_ssize_t *lengths,
+        floating *dW_xh, floating *dW_hh, floating *db_h, floating *dW_hy,
+        floating *db_y, floating *h_last, floating *W_hhT, floating *hs,
+        floating *delta, floating *logits, floating *dh_last,
+        floating *dh0) noexcept nogil:
+    """Returns the mean loss; writes the five gradients and h_last."""
+    cdef Py_ssize_t r, c
+    cdef Py_ssize_t N = T * B if seq else B
+    cdef const floating *feats
+    cdef double loss
+
+    forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, W_hhT, hs)
+    gather_last(T, B, H, hs, lengths, h_last)
+    feats = hs if seq else h_last
+
+    # logits = feats·W_hyᵀ + b_y: (N × H)·(H × C)
+    for r in range(N):
+        memcpy(logits + r * C, b_y, C * sizeof(floating))
+    gemm(False, True, N, C, H, 1, feats, H, W_hy, H, 1, logits, C)
+    loss = softmax_ce_core(N, C, logits, targets, ignore_index)  # -> dlogits
+
+    # dW_hy = dlogitsᵀ·feats: (C × N)·(N × H);  db_y = Σ_rows dlogits
+    gemm(True, False, C, H, N, 1, logits, C, feats, H, 0, dW_hy, H)
+    memset(db_y, 0, C * sizeof(floating))
+    for r in range(N):
+        for c in range(C):
+            db_y[c] += logits[r * C + c]
+
+    if seq:
+        # ∂L/∂h_t from the output layer = dlogits·W_hy: (T·B × C)·(C × H)
+        gemm(False, False, N, H, C, 1, logits, C, W_hy, H, 0, delta, H)
+        backward_core(T, B, D, H, delta, <floating *>NULL, hs, x, W_xh, W_hh,
+                      h0, lengths, dh0, <floating *>NULL, dW_xh, dW_hh, db_h)
+    else:
+        # ∂L/∂h_last = dlogits·W_hy: (B × C)·(C × H)
+        gemm(False, False, B, H, C, 1, logits, C, W_hy, H, 0, dh_last, H)
+        memset(delta, 0, T * B * H * sizeof(floating))
+        backward_core(T, B, D, H, delta, dh_last, hs, x, W_xh, W_hh,
+                      h0, lengths, dh0, <floating *>NULL, dW_xh, dW_hh, db_h)
+    return loss
+
+
+def train_step(bint seq, const floating[:, :, ::1] x,
+               const Py_ssize_t[::1] targets, Py_ssize_t ignore_index,
+               const floating[:, ::1] W_xh, const floating[:, ::1] W_hh,
+               const floating[::1] b_h, const floating[:, ::1] W_hy,
+               const floating[::1] b_y, const floating[:, ::1] h0,
+               const Py_ssize_t[::1] lengths,
+               floating[:, ::1] dW_xh, floating[:, ::1] dW_hh,
+               floating[::1] db_h, floating[:, ::1] dW_hy, floating[::1] db_y,
+               floating[:, ::1] h_last, floating[:, ::1] W_hhT,
+               floating[:, :, ::1] hs, floating[:, :, ::1] delta,
+               floating[:, ::1] logits, floating[:, ::1] dh_last,
+               floating[:, ::1] dh0):
+    """Arrays validated, C-contiguous, one dtype; h0 and lengths are empty
+    arrays when absent.  The last six arrays are workspace."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
+    cdef Py_ssize_t H = W_hh.shape[0], C = W_hy.shape[0]
+    cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
+    cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+    cdef double loss
+    with nogil:
+        loss = train_step_core(
+            seq, T, B, D, H, C, &x[0, 0, 0], &targets[0], ignore_index,
+            &W_xh[0, 0], &W_hh[0, 0], &b_h[0], &W_hy[0, 0], &b_y[0], h0_p,
+            len_p, &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0], &dW_hy[0, 0], &db_y[0],
+            &h_last[0, 0], &W_hhT[0, 0], &hs[0, 0, 0], &delta[0, 0, 0],
+            &logits[0, 0], &dh_last[0, 0], &dh0[0, 0])
+    return loss

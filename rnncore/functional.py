@@ -1,0 +1,348 @@
+"""The public functions of rnncore: NumPy arrays in, NumPy arrays out.
+
+Arrays are time-major, like PyTorch's default: x is (T, B, D) for T steps
+of a batch of B sequences with D features; hidden states are (T, B, H).
+Weights use PyTorch's layout: W_xh (H, D), W_hh (H, H), W_hy (C, H).
+
+Each function validates its arguments here, then runs one compiled kernel
+that releases the GIL for the whole computation.
+"""
+from collections import namedtuple
+from collections.abc import Mapping
+
+import numpy as np
+
+from rnncore import _recurrence, _softmax, _training
+from rnncore._validation import (
+    Arguments,
+    check_index,
+    check_lengths,
+    check_targets,
+)
+
+__all__ = [
+    "RNNGrads",
+    "rnn_forward",
+    "rnn_backward",
+    "softmax_cross_entropy",
+    "softmax",
+    "log_softmax",
+    "loss_and_grads",
+]
+
+PARAM_SHAPES = {
+    "W_xh": ("H", "D"),
+    "W_hh": ("H", "H"),
+    "b_h": ("H",),
+    "W_hy": ("C", "H"),
+    "b_y": ("C",),
+}
+
+RNNGrads = namedtuple("RNNGrads", ["dx", "dh0", "dW_xh", "dW_hh", "db_h"])
+RNNGrads.__doc__ = """Gradients returned by :func:`rnn_backward`.
+
+dx (T, B, D), dh0 (B, H) (also when h0 was None: the gradient with respect
+to the zero initial state), dW_xh (H, D), dW_hh (H, H), db_h (H,)."""
+
+
+def _recurrence_args(args, x, W_xh, W_hh, b_h, h0, lengths):
+    """Validates the arguments shared by the forward and backward passes.
+    Absent optional arrays become empty arrays (the kernels' convention)."""
+    x = args.floats("x", x, ("T", "B", "D"))
+    W_xh = args.floats("W_xh", W_xh, ("H", "D"))
+    W_hh = args.floats("W_hh", W_hh, ("H", "H"))
+    b_h = args.floats("b_h", b_h, ("H",)) if b_h is not None else None
+    h0 = args.empty(0, 0) if h0 is None else args.floats("h0", h0, ("B", "H"))
+    if lengths is None:
+        lengths = np.empty(0, dtype=np.intp)
+    else:
+        lengths = args.ints("lengths", lengths, ("B",))
+    args.check_sizes()
+    if lengths.size:
+        lengths = check_lengths(lengths, args.dims["T"])
+    return x, W_xh, W_hh, b_h, h0, lengths
+
+
+def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
+    """Run the Elman recurrence over a batch of sequences.
+
+    ``h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h)``, with ``h_{-1} = h0``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, B, D)
+        Inputs, time-major. float32 or float64.
+    W_xh : ndarray, shape (H, D)
+        Input-to-hidden weights (PyTorch's ``weight_ih_l0``).
+    W_hh : ndarray, shape (H, H)
+        Hidden-to-hidden weights (PyTorch's ``weight_hh_l0``).
+    b_h : ndarray, shape (H,)
+        Hidden bias (PyTorch's ``bias_ih_l0 + bias_hh_l0``).
+    h0 : ndarray, shape (B, H), optional
+        Initial state; zeros when None.
+    lengths : array of int, shape (B,), optional
+        Length of each sequence, in [1, T], in any order. Steps at or past a
+        sequence's length output zeros and leave its state unchanged.
+
+    Returns
+    -------
+    hs : ndarray, shape (T, B, H)
+        Every hidden state, a new C-contiguous array of the input dtype.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, mismatched sizes, T == 0, lengths out of
+        [1, T], or sizes beyond BLAS's 32-bit integers.
+    TypeError
+        Non-float arrays, float16, mixed float dtypes, non-integer lengths.
+    """
+    args = Arguments()
+    x, W_xh, W_hh, b_h, h0, lengths = _recurrence_args(
+        args, x, W_xh, W_hh, b_h, h0, lengths
+    )
+    if b_h is None:
+        raise TypeError("b_h must be a float32 or float64 array, got None")
+    T, B, H = args.dims["T"], args.dims["B"], args.dims["H"]
+    hs = args.empty(T, B, H)
+    _recurrence.forward(x, W_xh, W_hh, b_h, h0, lengths, args.empty(H, H), hs)
+    return hs
+
+
+def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
+    """Backpropagation through time for :func:`rnn_forward`.
+
+    With ``δ_t = (1 - h_t²) ⊙ ∂L/∂h_t``, where ``∂L/∂h_t`` sums ``dhs[t]``
+    and ``W_hhᵀ δ_{t+1}`` (and ``dh_last`` at each sequence's last step):
+    ``dW_hh = Σ_t δ_t h_{t-1}ᵀ``, ``dW_xh = Σ_t δ_t x_tᵀ``, ``db_h = Σ_t δ_t``,
+    ``dx_t = W_xhᵀ δ_t``, ``dh0 = W_hhᵀ δ_0``. See docs/derivation.md.
+
+    Parameters
+    ----------
+    dhs : ndarray, shape (T, B, H), or None
+        Gradient of the loss with respect to each ``h_t`` from outside the
+        recurrence (e.g. from an output layer at every step); None for zeros.
+        Entries at padded steps (t >= lengths[b]) are ignored.
+    hs : ndarray, shape (T, B, H)
+        The hidden states returned by :func:`rnn_forward`.
+    x, W_xh, W_hh, h0, lengths
+        As given to :func:`rnn_forward`.
+    dh_last : ndarray, shape (B, H), optional
+        Gradient with respect to each sequence's final state (the state at
+        step ``lengths[b] - 1``), e.g. from a many-to-one output layer.
+
+    Returns
+    -------
+    RNNGrads
+        Named tuple ``(dx, dh0, dW_xh, dW_hh, db_h)`` of new arrays. ``dx`` is
+        zero at padded steps.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`rnn_forward`, for every argument.
+    """
+    args = Arguments()
+    x, W_xh, W_hh, _, h0, lengths = _recurrence_args(
+        args, x, W_xh, W_hh, None, h0, lengths
+    )
+    T, B, D, H = (args.dims[s] for s in "TBDH")
+    hs = args.floats("hs", hs, ("T", "B", "H"))
+    if dhs is None:
+        delta = np.zeros((T, B, H), dtype=args.dtype)
+    else:
+        # a private copy: the kernel overwrites it with δ_t
+        delta = np.array(args.floats("dhs", dhs, ("T", "B", "H")), copy=True)
+    if dh_last is None:
+        dh_last = args.empty(0, 0)
+    else:
+        dh_last = args.floats("dh_last", dh_last, ("B", "H"))
+    grads = RNNGrads(
+        dx=args.empty(T, B, D),
+        dh0=args.empty(B, H),
+        dW_xh=args.empty(H, D),
+        dW_hh=args.empty(H, H),
+        db_h=args.empty(H),
+    )
+    _recurrence.backward(delta, dh_last, hs, x, W_xh, W_hh, h0, lengths, *grads)
+    return grads
+
+
+def softmax_cross_entropy(logits, targets, ignore_index=-100):
+    """Mean softmax cross-entropy and its gradient, fused and stable.
+
+    ``loss = mean_n [logsumexp(logits[n]) - logits[n, targets[n]]]`` over the
+    rows whose target is not ``ignore_index``; finite for any finite logits.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (N, C)
+        Unnormalised scores, float32 or float64.
+    targets : array of int, shape (N,)
+        Class indices in [0, C), or ``ignore_index`` to leave a row out.
+    ignore_index : int, default -100
+        Target value whose rows take no loss and get a zero gradient.
+
+    Returns
+    -------
+    loss : float
+        The mean over the rows not ignored (accumulated in double precision);
+        0.0 when every row is ignored.
+    dlogits : ndarray, shape (N, C)
+        ``(softmax(logits) - onehot(targets)) / n_valid`` on rows not
+        ignored, zero on ignored rows.
+
+    Raises
+    ------
+    ValueError
+        Wrong shapes, C == 0, or a target outside [0, C) other than
+        ``ignore_index``.
+    TypeError
+        Non-float logits, non-integer targets or ignore_index.
+    """
+    args = Arguments()
+    logits = args.floats("logits", logits, ("N", "C"))
+    targets = args.ints("targets", targets, ("N",))
+    ignore_index = check_index("ignore_index", ignore_index)
+    args.check_sizes()
+    targets = check_targets(targets, args.dims["C"], ignore_index)
+    dlogits = args.empty(*logits.shape)
+    loss = _softmax.cross_entropy(logits, targets, ignore_index, dlogits)
+    return loss, dlogits
+
+
+def _softmax_along(x, axis, log):
+    args = Arguments()
+    ndim = np.ndim(x)
+    x = args.floats("x", x, tuple(f"n{i}" for i in range(ndim)))
+    if ndim == 0:
+        raise ValueError("x must be at least 1-D, got a scalar")
+    moved = np.moveaxis(x, axis, -1)
+    rows = np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]))
+    out = np.empty_like(rows)
+    if rows.size:
+        _softmax.softmax(rows, out, log)
+    return np.ascontiguousarray(np.moveaxis(out.reshape(moved.shape), -1, axis))
+
+
+def softmax(x, axis=-1):
+    """Softmax along ``axis``, shifted by the maximum so it never overflows.
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64, at least 1-D
+    axis : int, default -1
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``x``; each slice along ``axis`` sums to 1.
+    """
+    return _softmax_along(x, axis, log=False)
+
+
+def log_softmax(x, axis=-1):
+    """Log-softmax along ``axis``: ``(x - max) - log Σ exp(x - max)``.
+
+    Exact for huge logits (no ``log(exp(...))`` round trip).
+
+    Parameters
+    ----------
+    x : ndarray, float32 or float64, at least 1-D
+    axis : int, default -1
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``x``.
+    """
+    return _softmax_along(x, axis, log=True)
+
+
+def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
+                   ignore_index=-100):
+    """One training step: forward, softmax cross-entropy, all gradients.
+
+    ``h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h)``, ``y = W_hy h + b_y``,
+    ``loss = mean cross-entropy(y, targets)``.
+
+    Parameters
+    ----------
+    params : mapping
+        Exactly the keys ``W_xh`` (H, D), ``W_hh`` (H, H), ``b_h`` (H,),
+        ``W_hy`` (C, H), ``b_y`` (C,), all of one float dtype.
+    x : ndarray, shape (T, B, D)
+        Inputs, time-major, same dtype as the parameters.
+    targets : array of int
+        ``mode="seq"``: shape (T, B), a class per step; ``mode="last"``:
+        shape (B,), a class per sequence. Values in [0, C) or
+        ``ignore_index``.
+    mode : {"seq", "last"}
+        ``"seq"``: logits and loss at every step (many-to-many);
+        ``"last"``: only on each sequence's final state (many-to-one).
+    h0 : ndarray, shape (B, H), optional
+        Initial state; zeros when None. No gradient flows into it (use
+        :func:`rnn_backward` for ``dh0``).
+    lengths : array of int, shape (B,), optional
+        Sequence lengths in [1, T]; padded steps take no loss.
+    ignore_index : int, default -100
+        Target value that takes no loss.
+
+    Returns
+    -------
+    loss : float
+        Mean cross-entropy over the targets that count (0.0 if none).
+    grads : dict
+        Gradients keyed like ``params``.
+    h_last : ndarray, shape (B, H)
+        Each sequence's final state, to carry into the next chunk.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``mode``, a missing or unknown key in ``params``, wrong or
+        mismatched shapes, targets or lengths out of range.
+    TypeError
+        ``params`` not a mapping, non-float arrays, mixed float dtypes,
+        non-integer targets, lengths or ignore_index.
+    """
+    if mode not in ("seq", "last"):
+        raise ValueError(f"mode must be 'seq' or 'last', got {mode!r}")
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping, got {type(params).__name__}")
+    missing = [k for k in PARAM_SHAPES if k not in params]
+    if missing:
+        raise ValueError(f"params is missing the key(s) {missing}; expected "
+                         f"{list(PARAM_SHAPES)}")
+    unknown = [k for k in params if k not in PARAM_SHAPES]
+    if unknown:
+        raise ValueError(f"params has unknown key(s) {unknown}; expected "
+                         f"{list(PARAM_SHAPES)}")
+    args = Arguments()
+    x, W_xh, W_hh, b_h, h0, lengths = _recurrence_args(
+        args, x, params["W_xh"], params["W_hh"], params["b_h"], h0, lengths
+    )
+    W_hy = args.floats("W_hy", params["W_hy"], PARAM_SHAPES["W_hy"])
+    b_y = args.floats("b_y", params["b_y"], PARAM_SHAPES["b_y"])
+    seq = mode == "seq"
+    targets = args.ints("targets", targets, ("T", "B") if seq else ("B",))
+    ignore_index = check_index("ignore_index", ignore_index)
+    args.check_sizes()
+    T, B, D, H, C = (args.dims[s] for s in "TBDHC")
+    targets = check_targets(targets, C, ignore_index)
+    if seq and lengths.size:
+        padded = np.arange(T)[:, None] >= lengths[None, :]
+        targets = np.where(padded.reshape(-1), ignore_index, targets)
+
+    grads = {name: args.empty(*(args.dims[s] for s in shape))
+             for name, shape in PARAM_SHAPES.items()}
+    h_last = args.empty(B, H)
+    loss = _training.train_step(
+        seq, x, targets, ignore_index, W_xh, W_hh, b_h, W_hy, b_y, h0, lengths,
+        grads["W_xh"], grads["W_hh"], grads["b_h"], grads["W_hy"], grads["b_y"],
+        h_last,
+        # workspace: W_hhᵀ, hs, δ, logits, ∂L/∂h_last, carry
+        args.empty(H, H), args.empty(T, B, H), args.empty(T, B, H),
+        args.empty(T * B if seq else B, C), args.empty(B, H), args.empty(B, H),
+    )
+    return loss, grads, h_last
