@@ -60,18 +60,18 @@ cdef double train_step_core(
     return loss
 
 
-def train_step(bint seq, const floating[:, :, ::1] x,
-               const Py_ssize_t[::1] targets, Py_ssize_t ignore_index,
-               const floating[:, ::1] W_xh, const floating[:, ::1] W_hh,
-               const floating[::1] b_h, const floating[:, ::1] W_hy,
-               const floating[::1] b_y, const floating[:, ::1] h0,
-               const Py_ssize_t[::1] lengths,
-               floating[:, ::1] dW_xh, floating[:, ::1] dW_hh,
-               floating[::1] db_h, floating[:, ::1] dW_hy, floating[::1] db_y,
-               floating[:, ::1] h_last, floating[:, ::1] W_hhT,
-               floating[:, :, ::1] hs, floating[:, :, ::1] delta,
-               floating[:, ::1] logits, floating[:, ::1] dh_last,
-               floating[:, ::1] dh0):
+def train_step(bint seq, const floating[:, :, ::1] x not None,
+               const Py_ssize_t[::1] targets not None, Py_ssize_t ignore_index,
+               const floating[:, ::1] W_xh not None, const floating[:, ::1] W_hh not None,
+               const floating[::1] b_h not None, const floating[:, ::1] W_hy not None,
+               const floating[::1] b_y not None, const floating[:, ::1] h0 not None,
+               const Py_ssize_t[::1] lengths not None,
+               floating[:, ::1] dW_xh not None, floating[:, ::1] dW_hh not None,
+               floating[::1] db_h not None, floating[:, ::1] dW_hy not None, floating[::1] db_y not None,
+               floating[:, ::1] h_last not None, floating[:, ::1] W_hhT not None,
+               floating[:, :, ::1] hs not None, floating[:, :, ::1] delta not None,
+               floating[:, ::1] logits not None, floating[:, ::1] dh_last not None,
+               floating[:, ::1] dh0 not None):
     """Arrays validated, C-contiguous, one dtype; h0 and lengths are empty
     arrays when absent.  The last six arrays are workspace."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]

@@ -45,13 +45,12 @@ dx (T, B, D), dh0 (B, H) (also when h0 was None: the gradient with respect
 to the zero initial state), dW_xh (H, D), dW_hh (H, H), db_h (H,)."""
 
 
-def _recurrence_args(args, x, W_xh, W_hh, b_h, h0, lengths):
+def _recurrence_args(args, x, W_xh, W_hh, h0, lengths):
     """Validates the arguments shared by the forward and backward passes.
     Absent optional arrays become empty arrays (the kernels' convention)."""
     x = args.floats("x", x, ("T", "B", "D"))
     W_xh = args.floats("W_xh", W_xh, ("H", "D"))
     W_hh = args.floats("W_hh", W_hh, ("H", "H"))
-    b_h = args.floats("b_h", b_h, ("H",)) if b_h is not None else None
     h0 = args.empty(0, 0) if h0 is None else args.floats("h0", h0, ("B", "H"))
     if lengths is None:
         lengths = np.empty(0, dtype=np.intp)
@@ -60,7 +59,12 @@ def _recurrence_args(args, x, W_xh, W_hh, b_h, h0, lengths):
     args.check_sizes()
     if lengths.size:
         lengths = check_lengths(lengths, args.dims["T"])
-    return x, W_xh, W_hh, b_h, h0, lengths
+        padded = np.arange(args.dims["T"])[:, None] >= lengths[None, :]
+        if padded.any():
+            # Padding is never read: zeroed here, a NaN there cannot leak
+            # into dW_xh through 0 * NaN.
+            x = np.where(padded[:, :, None], x.dtype.type(0), x)
+    return x, W_xh, W_hh, h0, lengths
 
 
 def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
@@ -98,11 +102,8 @@ def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
         Non-float arrays, float16, mixed float dtypes, non-integer lengths.
     """
     args = Arguments()
-    x, W_xh, W_hh, b_h, h0, lengths = _recurrence_args(
-        args, x, W_xh, W_hh, b_h, h0, lengths
-    )
-    if b_h is None:
-        raise TypeError("b_h must be a float32 or float64 array, got None")
+    x, W_xh, W_hh, h0, lengths = _recurrence_args(args, x, W_xh, W_hh, h0, lengths)
+    b_h = args.floats("b_h", b_h, ("H",))
     T, B, H = args.dims["T"], args.dims["B"], args.dims["H"]
     hs = args.empty(T, B, H)
     _recurrence.forward(x, W_xh, W_hh, b_h, h0, lengths, args.empty(H, H), hs)
@@ -143,11 +144,9 @@ def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
         As for :func:`rnn_forward`, for every argument.
     """
     args = Arguments()
-    x, W_xh, W_hh, _, h0, lengths = _recurrence_args(
-        args, x, W_xh, W_hh, None, h0, lengths
-    )
-    T, B, D, H = (args.dims[s] for s in "TBDH")
     hs = args.floats("hs", hs, ("T", "B", "H"))
+    x, W_xh, W_hh, h0, lengths = _recurrence_args(args, x, W_xh, W_hh, h0, lengths)
+    T, B, D, H = (args.dims[s] for s in "TBDH")
     if dhs is None:
         delta = np.zeros((T, B, H), dtype=args.dtype)
     else:
@@ -319,9 +318,10 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
         raise ValueError(f"params has unknown key(s) {unknown}; expected "
                          f"{list(PARAM_SHAPES)}")
     args = Arguments()
-    x, W_xh, W_hh, b_h, h0, lengths = _recurrence_args(
-        args, x, params["W_xh"], params["W_hh"], params["b_h"], h0, lengths
+    x, W_xh, W_hh, h0, lengths = _recurrence_args(
+        args, x, params["W_xh"], params["W_hh"], h0, lengths
     )
+    b_h = args.floats("b_h", params["b_h"], PARAM_SHAPES["b_h"])
     W_hy = args.floats("W_hy", params["W_hy"], PARAM_SHAPES["W_hy"])
     b_y = args.floats("b_y", params["b_y"], PARAM_SHAPES["b_y"])
     seq = mode == "seq"
