@@ -1,0 +1,34 @@
+"""Shared fixtures for the rnncore test suite.
+
+The directory holding this file is put on sys.path so that the test modules
+can ``import reference`` and ``import rnn_util`` regardless of pytest's
+import mode.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import rnn_util  # noqa: E402
+
+
+@pytest.fixture
+def rng(request):
+    """A NumPy Generator seeded from the test's node id (stable across runs)."""
+    return np.random.default_rng(rnn_util.seed_for(request.node.nodeid))
+
+
+@pytest.fixture
+def make_params():
+    return rnn_util.make_params
+
+
+@pytest.fixture
+def make_problem():
+    return rnn_util.make_problem
