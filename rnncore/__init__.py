@@ -4,7 +4,17 @@ The tanh recurrence, a numerically stable softmax cross-entropy and
 backpropagation through time, compiled with Cython and run on BLAS.
 """
 from rnncore._version import __version__
-from rnncore.functional import (
+
+try:
+    from rnncore import _recurrence  # noqa: F401  (the compiled kernels)
+except ImportError as exc:  # pragma: no cover
+    raise ImportError(
+        "rnncore's compiled modules could not be imported. If this is the "
+        "rnncore source tree, install it (python -m pip install .) and run "
+        "from another directory, or use the `rnncore` command."
+    ) from exc
+
+from rnncore.functional import (  # noqa: E402
     RNNGrads,
     log_softmax,
     loss_and_grads,

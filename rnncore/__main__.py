@@ -1,4 +1,5 @@
-"""Command line: ``python -m rnncore selfcheck``.
+"""Command line: ``rnncore selfcheck`` (or ``python -m rnncore selfcheck``
+outside the source tree).
 
 Checks the installed build on this machine: every gradient against central
 finite differences (float64), float32 against float64, and a short training
@@ -109,7 +110,7 @@ def selfcheck():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m rnncore", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="rnncore", description="rnncore command line")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("selfcheck", help="check gradients and a short training run")
     args = parser.parse_args(argv)

@@ -6,7 +6,18 @@
 #     C = op(A)·op(B)   (row-major)   is computed as   Cᵀ = op(B)ᵀ·op(A)ᵀ,
 # i.e. the column-major routine with the operands swapped.
 from cython cimport floating
+from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+from rnncore._simd cimport small_gemm_acc
+
+# Row counts up to which the per-step product h·W (h: rows × H) runs in
+# rnncore's own kernel instead of BLAS, whose fixed cost per call dominates
+# such small products.  Measured per step of rnn_forward, float32, H from 64
+# to 512 (docs/performance-notes.md): the own kernel is 1.3-4x faster up to
+# 4 rows and at least as fast up to 8.
+cdef enum:
+    SMALL_GEMM_MAX_ROWS = 8
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
@@ -35,3 +46,19 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
     else:
         dgemm(&tb, &ta, &in_, &im, &ik, &alpha, <double *>b, &ildb,
               <double *>a, &ilda, &beta, c, &ildc)
+
+
+cdef inline void step_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                           const floating *a, const floating *b, bint accumulate,
+                           floating *c) noexcept nogil:
+    """C (m×n) <- A (m×k)·B (k×n) (+ C if accumulate), all contiguous.
+
+    The product of one time step: BLAS for large batches, rnncore's own
+    kernel for small ones.
+    """
+    if m <= SMALL_GEMM_MAX_ROWS:
+        if not accumulate:
+            memset(c, 0, m * n * sizeof(floating))
+        small_gemm_acc(m, n, k, a, b, c)
+    else:
+        gemm(False, False, m, n, k, 1, a, k, b, n, 1 if accumulate else 0, c, n)

@@ -11,7 +11,7 @@ sequence b's final state is hs[lengths[b] - 1, b].
 from libc.string cimport memcpy, memset
 from cython cimport floating
 
-from rnncore._blas cimport gemm
+from rnncore._blas cimport gemm, step_gemm
 from rnncore._simd cimport tanh_inplace, tanh_backward
 
 
@@ -40,7 +40,7 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
         h_prev = hs + (t - 1) * BH if t > 0 else h0
         if h_prev != NULL:
             # h_t += h_{t-1}·W_hhᵀ: (B × H)·(H × H)
-            gemm(False, False, B, H, H, 1, h_prev, H, W_hhT, H, 1, h_t, H)
+            step_gemm(B, H, H, h_prev, W_hhT, True, h_t)
         tanh_inplace(h_t, BH)
         if lengths != NULL:
             for b in range(B):
@@ -85,7 +85,7 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         d_t[b * H + i] += dh_last[b * H + i]
                 tanh_backward(d_t + b * H, h_t + b * H, dh0 + b * H, H)
         # carry to step t-1: ∂L/∂h_{t-1} += δ_t·W_hh: (B × H)·(H × H)
-        gemm(False, False, B, H, H, 1, d_t, H, W_hh, H, 0, dh0, H)
+        step_gemm(B, H, H, d_t, W_hh, False, dh0)
 
     # dW_xh = Σ_t δ_tᵀ·x_t: (H × T·B)·(T·B × D)
     gemm(True, False, H, D, T * B, 1, delta, H, x, D, 0, dW_xh, D)

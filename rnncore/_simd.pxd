@@ -13,6 +13,10 @@ cdef extern from "_simd.h" nogil:
                                float *zmax)
     double rnc_softmax_row_f64(const double *z, double *p, Py_ssize_t n,
                                double scale, double *zmax)
+    void rnc_small_gemm_acc_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                const float *A, const float *B, float *C)
+    void rnc_small_gemm_acc_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                const double *A, const double *B, double *C)
     const char *rnc_simd_isa()
 
 
@@ -45,3 +49,13 @@ cdef inline double softmax_row(const floating *z, floating *p, Py_ssize_t n,
         return rnc_softmax_row_f32(z, p, n, scale, zmax)
     else:
         return rnc_softmax_row_f64(z, p, n, scale, zmax)
+
+
+cdef inline void small_gemm_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                                const floating *A, const floating *B,
+                                floating *C) noexcept nogil:
+    """C (m×n) += A (m×k)·B (k×n), contiguous row-major, C not aliasing."""
+    if floating is float:
+        rnc_small_gemm_acc_f32(m, n, k, A, B, C)
+    else:
+        rnc_small_gemm_acc_f64(m, n, k, A, B, C)
