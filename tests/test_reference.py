@@ -158,7 +158,7 @@ def test_loss_and_grads(rng, dtype, shape, mode, with_lengths, with_h0,
         params, x, targets, mode, kw.get("h0"), kw.get("lengths"),
         kw.get("ignore_index", -100))
     assert type(loss) is float
-    assert loss == pytest.approx(want_loss, rel=10 * np.finfo(dtype).eps
+    assert loss == pytest.approx(want_loss, rel=10 * float(np.finfo(dtype).eps)
                                  * max(T, 4), abs=1e-300)
     assert isinstance(grads, dict) and set(grads) == set(PARAM_KEYS)
     for k in PARAM_KEYS:
@@ -182,7 +182,7 @@ def test_softmax_cross_entropy(rng, dtype, ignore_index):
                                             ignore_index=ignore_index)
     want_loss, want_d = ref.cross_entropy(logits, targets, ignore_index)
     assert type(loss) is float
-    assert loss == pytest.approx(want_loss, rel=50 * np.finfo(dtype).eps)
+    assert loss == pytest.approx(want_loss, rel=50 * float(np.finfo(dtype).eps))
     assert d.dtype == dtype and d.shape == (N, C) and d.flags.c_contiguous
     assert_close(d, want_d, dtype, name="dlogits")
     assert np.all(d[targets == ignore_index] == 0)
@@ -266,7 +266,7 @@ def test_layouts_softmax(rng, dtype, layout):
     lsm = rnncore.log_softmax(cl)
     assert_unchanged(before, [cl, ctg])
     want_loss, want_d = ref.cross_entropy(logits, targets)
-    assert loss == pytest.approx(want_loss, rel=50 * np.finfo(dtype).eps)
+    assert loss == pytest.approx(want_loss, rel=50 * float(np.finfo(dtype).eps))
     assert_close(d, want_d, dtype)
     assert_close(sm, ref.softmax(logits, axis=0), dtype)
     assert_close(lsm, ref.log_softmax(logits), dtype)
@@ -387,7 +387,7 @@ def test_full_lengths_equal_no_lengths(rng, dtype):
     la, ga, ha = rnncore.loss_and_grads(params, x, targets, **kw)
     lb, gb, hb = rnncore.loss_and_grads(params, x, targets, lengths=full,
                                         **kw)
-    assert lb == pytest.approx(la, rel=10 * np.finfo(dtype).eps)
+    assert lb == pytest.approx(la, rel=10 * float(np.finfo(dtype).eps))
     for k in PARAM_KEYS:
         assert_close(gb[k], ga[k].astype(np.float64), dtype, name=k)
     assert_close(hb, ha.astype(np.float64), dtype)
