@@ -1,0 +1,202 @@
+"""Benchmark rnncore against NumPy, PyTorch and JAX.
+
+    python benchmarks/run.py            # full suite (< 10 minutes on 2 cores)
+    python benchmarks/run.py --quick    # small workload, float32, 1 thread
+
+Each (peer, thread count) runs in its own subprocess (worker.py) with the
+thread count fixed before any numerical library is imported.  Results go to
+benchmarks/results/ (results.md, results.json, speedup.png); see README.md
+in this folder for what is measured and how to read the tables.
+"""
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import report  # noqa: E402  (stdlib-only at import time)
+import worker  # noqa: E402
+from peers import PEERS, REFERENCE, is_installed  # noqa: E402
+from workloads import DTYPES, MODES, OPERATIONS, WORKLOADS  # noqa: E402
+
+FLOAT64_WORKLOADS = ("tiny", "small", "medium")  # float64 on "large" would double the run time
+FULL_BUDGET = {"seconds": 0.5, "min_reps": 3, "max_reps": 300}
+QUICK_BUDGET = {"seconds": 0.2, "min_reps": 5, "max_reps": 100}
+PEAK_SECONDS = {"full": 0.5, "quick": 0.1}  # per GEMM routine and dtype
+MEMORY_PEERS = ("rnncore", "numpy")  # whose allocations tracemalloc can see
+VERSIONED = ("rnncore", "numpy", "scipy", "torch", "jax", "jaxlib", "threadpoolctl", "matplotlib")
+WORKER_TIMEOUT_S = 900
+
+
+def env_item(text):
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="small workload, float32, 1 thread, training 'seq' and forward "
+                             "'seq' only; rnncore and NumPy unless --peers says otherwise")
+    parser.add_argument("--peers", nargs="+", choices=PEERS, help="peers to run (rnncore always)")
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS))
+    parser.add_argument("--threads", nargs="+", type=int)
+    parser.add_argument("--env", nargs="+", type=env_item, default=[], metavar="NAME=VALUE",
+                        help="extra environment for every worker, e.g. OPENBLAS_CORETYPE=SkylakeX")
+    parser.add_argument("--out", help="output folder (default: benchmarks/results for the "
+                                      "full suite; --quick writes files only when given)")
+    return parser.parse_args(argv)
+
+
+def plan(args):
+    """The peers, thread counts, cases and timing budget of this run."""
+    if args.quick:
+        peers = args.peers or ["rnncore", "numpy"]
+        threads = args.threads or [1]
+        workloads = args.workloads or ["small"]
+        cases = [(w, "float32", op, "seq") for w in workloads for op in OPERATIONS]
+        budget = QUICK_BUDGET
+    else:
+        peers = args.peers or list(PEERS)
+        threads = args.threads or [1, 2]
+        workloads = args.workloads or list(WORKLOADS)
+        cases = [(w, dtype, op, mode)
+                 for dtype in DTYPES for w in workloads
+                 if dtype == "float32" or w in FLOAT64_WORKLOADS
+                 for op in OPERATIONS for mode in MODES]
+        budget = FULL_BUDGET
+    peers = [REFERENCE] + [p for p in peers if p != REFERENCE]
+    extra_env = dict(args.env)
+    return {"peers": peers, "threads": threads, "cases": cases, "budget": budget,
+            "quick": args.quick, "env": extra_env}
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_gib():
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+        return round(kib / 2 ** 20, 1)
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def versions():
+    found = {}
+    for name in VERSIONED:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def machine_info():
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "memory_gib": memory_gib(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions(),
+        "load_average_start": os.getloadavg(),
+    }
+
+
+def run_worker(spec, extra_env, timeout=WORKER_TIMEOUT_S):
+    """Runs worker.py on ``spec`` in a fresh process; returns its result or
+    ``{"error": ...}``.  The worker's progress lines pass through."""
+    with tempfile.TemporaryDirectory(prefix="rnncore-bench-") as tmp:
+        spec_path, out_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "out.json")
+        with open(spec_path, "w") as f:
+            json.dump(spec, f)
+        cmd = [sys.executable, os.path.join(HERE, "worker.py"), spec_path, out_path]
+        env = worker.thread_environment(spec["threads"])
+        env.update(extra_env)
+        try:
+            proc = subprocess.run(cmd, env=env, timeout=timeout, stdout=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout} s"}
+        if proc.returncode != 0 or not os.path.exists(out_path):
+            return {"error": f"worker exited with status {proc.returncode}"}
+        with open(out_path) as f:
+            return json.load(f)
+
+
+def run_all(the_plan):
+    results = {"meta": machine_info(), "plan": the_plan, "peaks": {}, "runs": [], "notes": []}
+    started = time.perf_counter()
+    for threads in the_plan["threads"]:
+        print(f"== {threads} thread(s): GEMM peak", file=sys.stderr, flush=True)
+        peak = run_worker({"task": "peak", "threads": threads,
+                           "dtypes": sorted({c[1] for c in the_plan["cases"]}),
+                           "frameworks": not the_plan["quick"],
+                           "seconds": PEAK_SECONDS["quick" if the_plan["quick"] else "full"]},
+                          the_plan["env"])
+        if "error" in peak:
+            results["notes"].append(f"GEMM peak at {threads} thread(s) failed: {peak['error']}")
+        else:
+            results["peaks"][str(threads)] = peak["gemm"]
+        for peer in the_plan["peers"]:
+            if not is_installed(peer):
+                note = f"{peer}: not installed, skipped"
+                if note not in results["notes"]:
+                    results["notes"].append(note)
+                continue
+            print(f"== {threads} thread(s): {peer}", file=sys.stderr, flush=True)
+            spec = {"task": "peer", "peer": peer, "threads": threads,
+                    "cases": the_plan["cases"], "budget": the_plan["budget"],
+                    "memory": peer in MEMORY_PEERS and threads == the_plan["threads"][0]}
+            run = run_worker(spec, the_plan["env"])
+            run.update(peer=peer, threads=threads)
+            if "error" in run:
+                results["notes"].append(f"{peer} at {threads} thread(s) failed: {run['error']}")
+            results["runs"].append(run)
+    results["meta"]["load_average_end"] = os.getloadavg()
+    results["meta"]["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    the_plan = plan(args)
+    results = run_all(the_plan)
+    out = args.out or (None if args.quick else os.path.join(HERE, "results"))
+    if out:
+        text, written = report.write_all(results, out, with_chart=not args.quick)
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
+    else:
+        text = report.markdown(results)
+    print(text)
+    problems = report.problems(results)
+    for line in problems:
+        print(f"!! {line}", file=sys.stderr)
+    print(f"finished in {results['meta']['elapsed_s']} s", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Wall-clock timing with adaptive repeat counts."""
+import gc
+import math
+import statistics
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to time one case: ``seconds`` of repeated calls, but never
+    fewer than ``min_reps`` nor more than ``max_reps`` calls, after
+    ``warmup`` untimed calls (one more call is timed to size the run)."""
+    seconds: float
+    min_reps: int
+    max_reps: int
+    warmup: int = 1
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(fn, budget):
+    """Times ``fn`` and returns its summary in milliseconds."""
+    for _ in range(budget.warmup):
+        fn()
+    estimate = timed(fn)
+    reps = max(budget.min_reps, min(budget.max_reps, math.ceil(budget.seconds / max(estimate, 1e-9))))
+    gc.collect()
+    gc.disable()
+    try:
+        samples = [timed(fn) for _ in range(reps)]
+    finally:
+        gc.enable()
+    return summarize([s * 1e3 for s in samples])
+
+
+def summarize(samples_ms):
+    q1, median, q3 = statistics.quantiles(samples_ms, n=4, method="inclusive") \
+        if len(samples_ms) > 1 else (samples_ms[0],) * 3
+    return {
+        "median_ms": median,
+        "q1_ms": q1,
+        "q3_ms": q3,
+        "min_ms": min(samples_ms),
+        "max_ms": max(samples_ms),
+        "reps": len(samples_ms),
+    }
