@@ -1,6 +1,8 @@
 """Bad inputs raise ValueError / TypeError naming the offending argument."""
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -515,9 +517,15 @@ def test_softmax_none():
 # shape are used.  A correct implementation either rejects the dimensions up
 # front (ValueError) or fails to allocate its output / contiguous copies
 # (MemoryError); the shapes are chosen so that every such allocation needs
-# far more than the machine's memory.  What must never happen is a crash or
-# a silent truncation of a dimension to 32 bits.
+# far more than the machine's memory.  Either is accepted.  What must never
+# happen is a crash, a silent truncation of a dimension to 32 bits, or an
+# endless computation over the broadcast view.  Each call runs in a child
+# process so that a segfault or a hang fails the test instead of taking the
+# whole test run down.
 # ---------------------------------------------------------------------------
+
+HUGE_TIMEOUT = 120
+
 
 def _overcommit_always():
     try:
@@ -532,60 +540,71 @@ huge = pytest.mark.skipif(
     reason="with vm.overcommit_memory=1 a huge allocation would succeed and "
            "be touched instead of raising MemoryError")
 
+_HUGE_PRELUDE = """
+import numpy as np
+import rnncore
 
 def zeros_view(shape, dtype=np.float64):
     return np.broadcast_to(np.zeros((), dtype), shape)
 
+try:
+    CALL
+except (ValueError, MemoryError) as exc:
+    print("RAISED", type(exc).__name__, str(exc)[:200])
+except BaseException as exc:
+    print("WRONG", type(exc).__name__, str(exc)[:200])
+else:
+    print("RETURNED")
+"""
 
-@huge
-@pytest.mark.parametrize("case", ["TB", "D", "H"])
-def test_huge_dims_forward(case):
-    if case == "TB":  # T * B = 2**34 rows; hs alone would be 128 GiB
-        x = zeros_view((2**17, 2**17, 1))
-        W_xh, W_hh, b_h = np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1)
-    elif case == "D":  # D = 2**34 (input of 128 GiB)
-        x = zeros_view((2, 1, 2**34))
-        W_xh = zeros_view((1, 2**34))
-        W_hh, b_h = np.zeros((1, 1)), np.zeros(1)
-    else:  # H = 2**20, W_hh holds 2**40 elements (8 TiB)
-        x = np.zeros((2, 1, 1))
-        W_xh = zeros_view((2**20, 1))
-        W_hh = zeros_view((2**20, 2**20))
-        b_h = zeros_view((2**20,))
-    with pytest.raises((ValueError, MemoryError)):
-        rnncore.rnn_forward(x, W_xh, W_hh, b_h)
-
-
-@huge
-@pytest.mark.parametrize("case", ["TB", "D"])
-def test_huge_dims_backward(case):
-    if case == "TB":
-        hs = zeros_view((2**17, 2**17, 1))
-        x = zeros_view((2**17, 2**17, 1))
-        W_xh = np.zeros((1, 1))
-    else:
-        hs = np.zeros((2, 1, 1))
-        x = zeros_view((2, 1, 2**34))
-        W_xh = zeros_view((1, 2**34))
-    with pytest.raises((ValueError, MemoryError)):
-        rnncore.rnn_backward(hs, hs, x, W_xh, np.zeros((1, 1)))
-
-
-@huge
-def test_huge_dims_loss_and_grads():
-    params = dict(W_xh=np.zeros((1, 1)), W_hh=np.zeros((1, 1)),
-                  b_h=np.zeros(1), W_hy=zeros_view((2**34, 1)),
-                  b_y=zeros_view((2**34,)))
-    x = np.zeros((2, 1, 1))
-    with pytest.raises((ValueError, MemoryError)):
-        rnncore.loss_and_grads(params, x, np.zeros(1, np.int64),
-                               mode="last")
+HUGE_CASES = {
+    # T * B = 2**34 rows; hs alone would be 128 GiB
+    "forward-TB": "rnncore.rnn_forward(zeros_view((2**17, 2**17, 1)), "
+                  "np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1))",
+    # D = 2**34: x and W_xh would be 128 GiB each
+    "forward-D": "rnncore.rnn_forward(zeros_view((2, 1, 2**34)), "
+                 "zeros_view((1, 2**34)), np.zeros((1, 1)), np.zeros(1))",
+    # H = 2**20: W_hh has 2**40 elements (8 TiB)
+    "forward-H": "rnncore.rnn_forward(np.zeros((2, 1, 1)), "
+                 "zeros_view((2**20, 1)), zeros_view((2**20, 2**20)), "
+                 "zeros_view((2**20,)))",
+    "backward-TB": "rnncore.rnn_backward(zeros_view((2**17, 2**17, 1)), "
+                   "zeros_view((2**17, 2**17, 1)), "
+                   "zeros_view((2**17, 2**17, 1)), np.zeros((1, 1)), "
+                   "np.zeros((1, 1)))",
+    "backward-D": "rnncore.rnn_backward(np.zeros((2, 1, 1)), "
+                  "np.zeros((2, 1, 1)), zeros_view((2, 1, 2**34)), "
+                  "zeros_view((1, 2**34)), np.zeros((1, 1)))",
+    # C = 2**34 classes
+    "loss_and_grads-C": "rnncore.loss_and_grads(dict(W_xh=np.zeros((1, 1)), "
+                        "W_hh=np.zeros((1, 1)), b_h=np.zeros(1), "
+                        "W_hy=zeros_view((2**34, 1)), "
+                        "b_y=zeros_view((2**34,))), np.zeros((2, 1, 1)), "
+                        "np.zeros(1, np.int64), mode='last')",
+    "cross_entropy-NC": "rnncore.softmax_cross_entropy("
+                        "zeros_view((2**17, 2**17)), "
+                        "zeros_view((2**17,), np.int64))",
+    "cross_entropy-C": "rnncore.softmax_cross_entropy(zeros_view((1, 2**34)),"
+                       " np.zeros(1, np.int64))",
+    "cross_entropy-N": "rnncore.softmax_cross_entropy(zeros_view((2**34, 1)),"
+                       " zeros_view((2**34,), np.int64))",
+}
 
 
 @huge
-@pytest.mark.parametrize("shape", [(2**17, 2**17), (1, 2**34), (2**34, 1)])
-def test_huge_dims_cross_entropy(shape):
-    logits = zeros_view(shape)
-    targets = np.broadcast_to(np.zeros((), np.int64), shape[:1])
-    with pytest.raises((ValueError, MemoryError)):
-        rnncore.softmax_cross_entropy(logits, targets)
+@pytest.mark.parametrize("case", sorted(HUGE_CASES))
+def test_huge_dims_fail_cleanly(case, tmp_path):
+    code = _HUGE_PRELUDE.replace("CALL", HUGE_CASES[case])
+    try:
+        # run from an empty directory so that the installed package is
+        # imported, never a source tree sitting in the working directory
+        proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
+                              capture_output=True, text=True,
+                              timeout=HUGE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{case}: no ValueError/MemoryError within "
+                    f"{HUGE_TIMEOUT} s (computing over the broadcast view?)")
+    assert proc.returncode == 0, (
+        f"{case}: child process died with return code {proc.returncode}\n"
+        f"{proc.stderr[-2000:]}")
+    assert proc.stdout.startswith("RAISED"), (proc.stdout, proc.stderr[-2000:])
