@@ -91,9 +91,9 @@ def fmt_time_cell(case):
 def fmt_ratio(peer_ms, own_ms):
     if peer_ms is None or own_ms is None:
         return "–"
-    ratio = peer_ms / own_ms
+    ratio = round(peer_ms / own_ms, 2)
     text = f"{ratio:.2f}×"
-    return f"**{text}**" if ratio < 1 else text
+    return f"**{text}**" if ratio < 1 else text  # bold: rnncore slower
 
 
 def percent(part, whole):
@@ -146,9 +146,9 @@ def header_section(results):
         lines.append(f"- GEMM peak (best 2048×2048 product), {threads} thread(s): "
                      + "; ".join(parts))
     budget = results["plan"]["budget"]
-    lines.append(f"- Timing: after an untimed cross-check call and one sizing call, calls are "
+    lines.append(f"- Timing: after an untimed cross-check call (also the warm-up), calls are "
                  f"repeated for about {budget['seconds']} s ({budget['min_reps']}–"
-                 f"{budget['max_reps']} calls); cells show the median in ms ±half the "
+                 f"{budget['max_reps']} calls), the peers interleaved case by case; cells show the median in ms ±half the "
                  f"interquartile range. Ratio = peer time / rnncore time (> 1: rnncore faster; "
                  f"**bold** < 1: rnncore slower). See benchmarks/README.md.")
     if results["plan"].get("env"):
@@ -270,6 +270,11 @@ def problems(results):
 
 # ---------------------------------------------------------------- chart
 
+def tick_label(workload):
+    T, B, D, H, C = WORKLOADS[workload]
+    return f"{workload}\nT={T} B={B}\nD={D} H={H} C={C}"
+
+
 def chart(results, path, threads=1, dtype="float32"):
     """Grouped bars: rnncore's speed-up over each peer per workload, training
     (seq) and forward (seq).  Returns False (with a note) without matplotlib."""
@@ -277,11 +282,15 @@ def chart(results, path, threads=1, dtype="float32"):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
     except ImportError:
         results["notes"].append("matplotlib not installed: no chart")
         return False
     cases = index_cases(results)
     others = [p for p in peers_run(results) if p != REFERENCE]
+    if not others:
+        results["notes"].append("no peer besides rnncore ran: no chart")
+        return False
     panels = [("train", "seq"), ("forward", "seq")]
     fig, axes = plt.subplots(1, len(panels), figsize=(12, 4.5), sharey=True)
     width = 0.8 / max(len(others), 1)
@@ -298,8 +307,11 @@ def chart(results, path, threads=1, dtype="float32"):
             ax.bar_label(bars, labels=[f"{r:.2f}" if r else "" for r in ratios],
                          fontsize=7, padding=1)
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_xticks(range(len(names)), [f"{w}\n{shape_label(w)}" for w in names], fontsize=8)
+        ax.set_xticks(range(len(names)), [tick_label(w) for w in names], fontsize=8)
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(FixedLocator([0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32]))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+        ax.yaxis.set_minor_locator(NullLocator())
         ax.set_title(f"{OPERATION_TITLES[(op, mode)]}\n{dtype}, {threads} thread", fontsize=10)
     axes[0].set_ylabel("rnncore speed-up (peer time / rnncore time)")
     axes[-1].legend(fontsize=8)

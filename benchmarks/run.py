@@ -4,7 +4,8 @@
     python benchmarks/run.py --quick    # small workload, float32, 1 thread
 
 Each (peer, thread count) runs in its own subprocess (worker.py) with the
-thread count fixed before any numerical library is imported.  Results go to
+thread count fixed before any numerical library is imported; the peers are
+interleaved case by case, so that all of a case's timings are close in time.  Results go to
 benchmarks/results/ (results.md, results.json, speedup.png); see README.md
 in this folder for what is measured and how to read the tables.
 """
@@ -14,9 +15,9 @@ import importlib.metadata
 import json
 import os
 import platform
+import select
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,6 +35,10 @@ PEAK_SECONDS = {"full": 0.5, "quick": 0.1}  # per GEMM routine and dtype
 MEMORY_PEERS = ("rnncore", "numpy")  # whose allocations tracemalloc can see
 VERSIONED = ("rnncore", "numpy", "scipy", "torch", "jax", "jaxlib", "threadpoolctl", "matplotlib")
 WORKER_TIMEOUT_S = 900
+# Pause before each case with more than one thread, so that the previous
+# process's idle BLAS / OpenMP threads (which spin for a while after their
+# last task) have gone to sleep before the next peer is timed.
+SETTLE_S = 0.2
 
 
 def env_item(text):
@@ -125,55 +130,106 @@ def machine_info():
     }
 
 
-def run_worker(spec, extra_env, timeout=WORKER_TIMEOUT_S):
-    """Runs worker.py on ``spec`` in a fresh process; returns its result or
-    ``{"error": ...}``.  The worker's progress lines pass through."""
-    with tempfile.TemporaryDirectory(prefix="rnncore-bench-") as tmp:
-        spec_path, out_path = os.path.join(tmp, "spec.json"), os.path.join(tmp, "out.json")
-        with open(spec_path, "w") as f:
-            json.dump(spec, f)
-        cmd = [sys.executable, os.path.join(HERE, "worker.py"), spec_path, out_path]
-        env = worker.thread_environment(spec["threads"])
+class Worker:
+    """A worker.py subprocess for one peer (or none: GEMM peak only) at one
+    thread count, answering one JSON request per line."""
+
+    def __init__(self, threads, peer, extra_env):
+        env = worker.thread_environment(threads)
         env.update(extra_env)
-        try:
-            proc = subprocess.run(cmd, env=env, timeout=timeout, stdout=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return {"error": f"timed out after {timeout} s"}
-        if proc.returncode != 0 or not os.path.exists(out_path):
-            return {"error": f"worker exited with status {proc.returncode}"}
-        with open(out_path) as f:
-            return json.load(f)
+        cmd = [sys.executable, os.path.join(HERE, "worker.py"), str(threads)]
+        self.proc = subprocess.Popen(cmd + ([peer] if peer else []), env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.hello = self._reply()
+
+    def _reply(self):
+        ready, _, _ = select.select([self.proc.stdout], [], [], WORKER_TIMEOUT_S)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.close()
+            return {"ok": False, "error": "no answer (timed out)" if not ready
+                    else f"worker exited with status {self.proc.returncode}"}
+        return json.loads(line)
+
+    def request(self, **message):
+        if self.proc.poll() is not None:
+            return {"error": f"worker exited with status {self.proc.returncode}"}
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+        reply = self._reply()
+        return {"error": reply["error"]} if reply.get("ok") is False else reply
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def measure_peak(the_plan, threads):
+    peak_worker = Worker(threads, None, the_plan["env"])
+    try:
+        return peak_worker.request(
+            cmd="peak", dtypes=sorted({c[1] for c in the_plan["cases"]}),
+            frameworks=not the_plan["quick"],
+            seconds=PEAK_SECONDS["quick" if the_plan["quick"] else "full"])
+    finally:
+        peak_worker.close()
+
+
+def start_peers(the_plan, threads, results):
+    """{peer: Worker} for the installed peers that started; notes the others."""
+    workers = {}
+    for peer in the_plan["peers"]:
+        if not is_installed(peer):
+            note = f"{peer}: not installed, skipped"
+            if note not in results["notes"]:
+                results["notes"].append(note)
+            continue
+        w = Worker(threads, peer, the_plan["env"])
+        run = {"peer": peer, "threads": threads, "cases": []}
+        if w.hello.get("ok"):
+            run.update({k: v for k, v in w.hello.items() if k != "ok"})
+            workers[peer] = (w, run)
+        else:
+            results["notes"].append(f"{peer} at {threads} thread(s) failed to start: "
+                                    f"{w.hello.get('error')}")
+            run["error"] = w.hello.get("error")
+        results["runs"].append(run)
+    return workers
 
 
 def run_all(the_plan):
+    """Per thread count: the GEMM peak, then every case on every peer in
+    turn (peers interleaved case by case, each in its own process)."""
     results = {"meta": machine_info(), "plan": the_plan, "peaks": {}, "runs": [], "notes": []}
     started = time.perf_counter()
     for threads in the_plan["threads"]:
         print(f"== {threads} thread(s): GEMM peak", file=sys.stderr, flush=True)
-        peak = run_worker({"task": "peak", "threads": threads,
-                           "dtypes": sorted({c[1] for c in the_plan["cases"]}),
-                           "frameworks": not the_plan["quick"],
-                           "seconds": PEAK_SECONDS["quick" if the_plan["quick"] else "full"]},
-                          the_plan["env"])
+        peak = measure_peak(the_plan, threads)
         if "error" in peak:
             results["notes"].append(f"GEMM peak at {threads} thread(s) failed: {peak['error']}")
         else:
-            results["peaks"][str(threads)] = peak["gemm"]
-        for peer in the_plan["peers"]:
-            if not is_installed(peer):
-                note = f"{peer}: not installed, skipped"
-                if note not in results["notes"]:
-                    results["notes"].append(note)
-                continue
-            print(f"== {threads} thread(s): {peer}", file=sys.stderr, flush=True)
-            spec = {"task": "peer", "peer": peer, "threads": threads,
-                    "cases": the_plan["cases"], "budget": the_plan["budget"],
-                    "memory": peer in MEMORY_PEERS and threads == the_plan["threads"][0]}
-            run = run_worker(spec, the_plan["env"])
-            run.update(peer=peer, threads=threads)
-            if "error" in run:
-                results["notes"].append(f"{peer} at {threads} thread(s) failed: {run['error']}")
-            results["runs"].append(run)
+            results["peaks"][str(threads)] = peak
+        print(f"== {threads} thread(s): peers", file=sys.stderr, flush=True)
+        workers = start_peers(the_plan, threads, results)
+        try:
+            for case in the_plan["cases"]:
+                for peer, (w, run) in workers.items():
+                    if threads > 1:
+                        time.sleep(SETTLE_S)
+                    record = w.request(cmd="case", case=case, budget=the_plan["budget"],
+                                       memory=peer in MEMORY_PEERS
+                                       and threads == the_plan["threads"][0])
+                    if set(record) == {"error"}:  # the worker itself failed
+                        record = dict(zip(worker.CASE_FIELDS, case), **record)
+                    run["cases"].append(record)
+        finally:
+            for w, _ in workers.values():
+                w.close()
     results["meta"]["load_average_end"] = os.getloadavg()
     results["meta"]["elapsed_s"] = round(time.perf_counter() - started, 1)
     return results

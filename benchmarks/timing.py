@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Budget:
-    """How long to time one case: ``seconds`` of repeated calls, but never
-    fewer than ``min_reps`` nor more than ``max_reps`` calls, after
-    ``warmup`` untimed calls (one more call is timed to size the run)."""
+    """How long to time one case: about ``seconds`` of calls, but never fewer
+    than ``min_reps`` nor more than ``max_reps``, after ``warmup`` untimed
+    calls.  The first timed call sizes the run and counts as a sample."""
     seconds: float
     min_reps: int
     max_reps: int
-    warmup: int = 1
+    warmup: int = 0
 
 
 def timed(fn):
@@ -24,15 +24,17 @@ def timed(fn):
 
 
 def measure(fn, budget):
-    """Times ``fn`` and returns its summary in milliseconds."""
+    """Times ``fn`` (already warmed up by the caller unless ``budget.warmup``)
+    and returns its summary in milliseconds."""
     for _ in range(budget.warmup):
         fn()
-    estimate = timed(fn)
-    reps = max(budget.min_reps, min(budget.max_reps, math.ceil(budget.seconds / max(estimate, 1e-9))))
     gc.collect()
     gc.disable()
     try:
-        samples = [timed(fn) for _ in range(reps)]
+        samples = [timed(fn)]
+        reps = math.ceil(budget.seconds / max(samples[0], 1e-9))
+        reps = max(budget.min_reps, min(budget.max_reps, reps))
+        samples += [timed(fn) for _ in range(reps - 1)]
     finally:
         gc.enable()
     return summarize([s * 1e3 for s in samples])

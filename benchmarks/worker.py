@@ -1,16 +1,22 @@
 """One benchmark subprocess: one peer (or the GEMM peak) at one thread count.
 
-Run by run.py as ``python worker.py SPEC.json OUT.json``.  The thread count
-is fixed before NumPy, SciPy, PyTorch or JAX is imported: run.py puts it in
-the environment (``thread_environment``), and the worker restricts itself
-to that many CPUs and applies threadpoolctl (and the peer's own call, e.g.
-``torch.set_num_threads``) once the libraries are loaded.  That is why this
-module imports only the standard library at the top.
+Started by run.py as ``python worker.py THREADS [PEER]``, it answers
+requests, one JSON object per line on stdin, with one JSON line each on its
+stdout (the libraries' own output is sent to stderr):
 
-Spec: ``{"task": "peak", "threads": n, "dtypes": [...], "frameworks": bool,
-"seconds": s}`` or ``{"task": "peer", "peer":
-name, "threads": n, "cases": [[workload, dtype, op, mode], ...],
-"budget": {...}, "memory": bool}``.
+- ``{"cmd": "peak", "dtypes": [...], "frameworks": bool, "seconds": s}``
+  measures the GEMM peak (gemm_peak.py);
+- ``{"cmd": "case", "case": [workload, dtype, op, mode], "budget": {...},
+  "memory": bool}`` cross-checks and times one case of PEER.
+
+The process stays alive between requests, so run.py can interleave the
+peers case by case while each keeps its own process and thread pools.  The
+thread count is fixed before NumPy, SciPy, PyTorch or JAX is imported:
+run.py puts it in the environment (``thread_environment``), and the worker
+restricts itself to that many CPUs and applies threadpoolctl (and the
+peer's own call, e.g. ``torch.set_num_threads``) once the libraries are
+loaded.  That is why this module imports only the standard library at the
+top.
 """
 import json
 import os
@@ -19,6 +25,7 @@ import traceback
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+CASE_FIELDS = ("workload", "dtype", "op", "mode")
 
 
 def thread_environment(threads, base=None):
@@ -35,8 +42,7 @@ def thread_environment(threads, base=None):
 
 def pin_to_cpus(threads):
     """Restricts this process to ``threads`` CPUs; returns them."""
-    allowed = sorted(os.sched_getaffinity(0))
-    cpus = allowed[:threads]
+    cpus = sorted(os.sched_getaffinity(0))[:threads]
     os.sched_setaffinity(0, cpus)
     return cpus
 
@@ -45,21 +51,12 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def run_peak(spec):
-    import gemm_peak
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(spec["threads"]):
-        return {"gemm": gemm_peak.measure(spec["threads"], spec["dtypes"],
-                                          spec["frameworks"], seconds=spec["seconds"])}
-
-
 def traced_peak_bytes(fn):
     """Peak bytes allocated (as tracemalloc sees them: NumPy registers its
     array buffers) during one call of ``fn``, above what was live before."""
     import tracemalloc
     tracemalloc.start()
     try:
-        tracemalloc.reset_peak()
         before, _ = tracemalloc.get_traced_memory()
         fn()
         _, peak = tracemalloc.get_traced_memory()
@@ -68,28 +65,9 @@ def traced_peak_bytes(fn):
     return peak - before
 
 
-def run_case(peer, reference, case, budget, memory):
-    """Cross-check, then time one case; returns its record."""
-    import crosscheck
-    import timing
-    workload, dtype, op, mode = case
-    record = {"workload": workload, "dtype": dtype, "op": op, "mode": mode}
-    fn = getattr(peer, op)(mode)
-    out = peer.to_numpy(op, fn())  # first call: also compiles (JAX) and warms up
-    if reference is not peer:
-        ref = reference.to_numpy(op, getattr(reference, op)(mode)())
-        record["check"] = crosscheck.compare(out, ref, dtype)
-        del ref
-    del out
-    record["timing"] = timing.measure(fn, timing.Budget(**budget))
-    if memory and op == "train":
-        record["traced_peak_bytes"] = traced_peak_bytes(fn)
-    return record
-
-
 def describe_case(peer_name, threads, record):
-    workload, dtype, op, mode = (record[k] for k in ("workload", "dtype", "op", "mode"))
-    text = f"  {peer_name:8s} {threads}t {workload:6s} {dtype} {op:7s} {mode:4s}"
+    text = f"  {peer_name:8s} {threads}t " + " ".join(
+        f"{record[k]:{w}s}" for k, w in zip(CASE_FIELDS, (6, 7, 7, 4)))
     if "error" in record:
         return f"{text}  FAILED: {record['error']}"
     t = record["timing"]
@@ -100,54 +78,102 @@ def describe_case(peer_name, threads, record):
     return text
 
 
-def run_peer(spec):
-    from peers import REFERENCE, load
-    import workloads
-    from threadpoolctl import threadpool_info, threadpool_limits
+class PeerRunner:
+    """One peer at one thread count; builds each problem once and keeps only
+    the current one alive."""
 
-    name, threads = spec["peer"], spec["threads"]
-    module = load(name)
-    reference_module = load(REFERENCE)
-    limiter = threadpool_limits(threads)  # noqa: F841  (kept for the whole run)
-    module.limit_threads(threads)
-    result = {
-        "describe": module.describe() if hasattr(module, "describe") else None,
-        "threadpools": [{k: p.get(k) for k in ("internal_api", "prefix", "version",
-                                                "num_threads", "architecture")}
-                        for p in threadpool_info()],
-        "cases": [],
-    }
-    problems = {}
-    for case in spec["cases"]:
-        workload, dtype = case[0], case[1]
-        if (workload, dtype) not in problems:
-            problems.clear()  # one problem alive at a time
+    def __init__(self, name, threads):
+        from threadpoolctl import threadpool_info, threadpool_limits
+        from peers import REFERENCE, load
+        self.name, self.threads = name, threads
+        self.module = load(name)
+        self.reference_module = load(REFERENCE)
+        self.is_reference = name == REFERENCE
+        self._limits = threadpool_limits(threads)  # kept for the process's life
+        self._threadpool_limits = threadpool_limits
+        self.module.limit_threads(threads)
+        self.info = {
+            "describe": self.module.describe() if hasattr(self.module, "describe") else None,
+            "threadpools": [{k: p.get(k) for k in ("internal_api", "prefix", "version",
+                                                    "num_threads", "architecture")}
+                            for p in threadpool_info()],
+        }
+        self._key, self._peer, self._reference = None, None, None
+
+    def _peers_for(self, workload, dtype):
+        import workloads
+        if self._key != (workload, dtype):
+            self._peer = self._reference = None  # free the previous problem first
             problem = workloads.make_problem(workload, dtype)
-            peer = module.Peer(problem)
-            reference = peer if name == REFERENCE else reference_module.Peer(problem)
-            problems[(workload, dtype)] = (peer, reference)
-        peer, reference = problems[(workload, dtype)]
+            self._peer = self.module.Peer(problem)
+            self._reference = (None if self.is_reference
+                               else self.reference_module.Peer(problem))
+            self._key = (workload, dtype)
+        return self._peer, self._reference
+
+    def run_case(self, case, budget, memory):
+        """Cross-check, then time one case; returns its record."""
+        import crosscheck
+        import timing
+        workload, dtype, op, mode = case
+        record = dict(zip(CASE_FIELDS, case))
         try:
-            record = run_case(peer, reference, case, spec["budget"], spec.get("memory", False))
+            peer, reference = self._peers_for(workload, dtype)
+            if reference is not None:
+                # one thread: the reference's BLAS threads must not be left
+                # spinning while the peer is timed
+                with self._threadpool_limits(1):
+                    ref = reference.to_numpy(op, getattr(reference, op)(mode)())
+            fn = getattr(peer, op)(mode)
+            out = peer.to_numpy(op, fn())  # first call: also compiles (JAX) and warms up
+            if reference is not None:
+                record["check"] = crosscheck.compare(out, ref, dtype)
+                del ref
+            del out
+            record["timing"] = timing.measure(fn, timing.Budget(**budget))
+            if memory and op == "train":
+                record["traced_peak_bytes"] = traced_peak_bytes(fn)
         except Exception as exc:  # one failing case must not end the run
-            record = dict(zip(("workload", "dtype", "op", "mode"), case),
-                          error=f"{type(exc).__name__}: {exc}")
             traceback.print_exc()
-        log(describe_case(name, threads, record))
-        result["cases"].append(record)
-    return result
+            record["error"] = f"{type(exc).__name__}: {exc}"
+        log(describe_case(self.name, self.threads, record))
+        return record
 
 
-def main(spec_path, out_path):
-    with open(spec_path) as f:
-        spec = json.load(f)
-    cpus = pin_to_cpus(spec["threads"])
-    result = run_peak(spec) if spec["task"] == "peak" else run_peer(spec)
-    result.update(task=spec["task"], peer=spec.get("peer"), threads=spec["threads"],
-                  cpus=cpus)
-    with open(out_path, "w") as f:
-        json.dump(result, f)
+def measure_peak(threads, request):
+    import gemm_peak
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(threads):
+        return gemm_peak.measure(threads, request["dtypes"], request["frameworks"],
+                                 seconds=request["seconds"])
+
+
+def serve(threads, peer_name):
+    """Answers requests until stdin closes."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to stderr
+    cpus = pin_to_cpus(threads)
+    runner = None
+    if peer_name:
+        try:
+            runner = PeerRunner(peer_name, threads)
+            hello = {"ok": True, "cpus": cpus, **runner.info}
+        except Exception as exc:
+            traceback.print_exc()
+            hello = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    else:
+        hello = {"ok": True, "cpus": cpus}
+    print(json.dumps(hello), file=replies, flush=True)
+    if not hello["ok"]:
+        return
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["cmd"] == "peak":
+            reply = measure_peak(threads, request)
+        else:
+            reply = runner.run_case(request["case"], request["budget"], request["memory"])
+        print(json.dumps(reply), file=replies, flush=True)
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)

@@ -6,8 +6,6 @@ a fixed seed in float64 and rounded to the case's dtype.
 """
 import zlib
 
-import numpy as np
-
 # name: (T steps, B batch, D inputs, H hidden, C classes)
 WORKLOADS = {
     "tiny": (25, 1, 65, 100, 65),
@@ -28,6 +26,7 @@ OPERATION_TITLES = {
 }
 
 PARAM_KEYS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
+ITEMSIZE = {"float32": 4, "float64": 8}
 
 
 def shape_label(workload):
@@ -49,9 +48,10 @@ def flops(workload, op, mode):
 
 def make_problem(workload, dtype):
     """Parameters (PyTorch layout and init scale), inputs and both targets."""
+    import numpy as np  # here, not at the top: run.py must not load NumPy
     T, B, D, H, C = WORKLOADS[workload]
     rng = np.random.default_rng(zlib.crc32(workload.encode()))
-    bound = 1.0 / np.sqrt(H)
+    bound = 1.0 / H ** 0.5
     shapes = {"W_xh": (H, D), "W_hh": (H, H), "b_h": (H,), "W_hy": (C, H), "b_y": (C,)}
     params = {k: rng.uniform(-bound, bound, s).astype(dtype) for k, s in shapes.items()}
     return {
@@ -72,9 +72,9 @@ def minimum_training_bytes(workload, dtype, mode):
     T, B, D, H, C = WORKLOADS[workload]
     rows_out = T * B if mode == "seq" else B
     n_params = H * D + H * H + H + C * H + C
-    return (T * B * H + rows_out * C + n_params) * np.dtype(dtype).itemsize
+    return (T * B * H + rows_out * C + n_params) * ITEMSIZE[dtype]
 
 
 def parameter_bytes(workload, dtype):
     T, B, D, H, C = WORKLOADS[workload]
-    return (H * D + H * H + H + C * H + C) * np.dtype(dtype).itemsize
+    return (H * D + H * H + H + C * H + C) * ITEMSIZE[dtype]
