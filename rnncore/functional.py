@@ -47,7 +47,8 @@ to the zero initial state), dW_xh (H, D), dW_hh (H, H), db_h (H,)."""
 
 def _recurrence_args(args, x, W_xh, W_hh, h0, lengths):
     """Validates the arguments shared by the forward and backward passes.
-    Absent optional arrays become empty arrays (the kernels' convention)."""
+    Absent optional arrays become empty arrays (the kernels' convention).
+    Also returns the (T, B) mask of padded steps, or None without padding."""
     x = args.floats("x", x, ("T", "B", "D"))
     W_xh = args.floats("W_xh", W_xh, ("H", "D"))
     W_hh = args.floats("W_hh", W_hh, ("H", "H"))
@@ -57,6 +58,7 @@ def _recurrence_args(args, x, W_xh, W_hh, h0, lengths):
     else:
         lengths = args.ints("lengths", lengths, ("B",))
     args.check_sizes()
+    padded = None
     if lengths.size:
         lengths = check_lengths(lengths, args.dims["T"])
         padded = np.arange(args.dims["T"])[:, None] >= lengths[None, :]
@@ -64,7 +66,9 @@ def _recurrence_args(args, x, W_xh, W_hh, h0, lengths):
             # Padding is never read: zeroed here, a NaN there cannot leak
             # into dW_xh through 0 * NaN.
             x = np.where(padded[:, :, None], x.dtype.type(0), x)
-    return x, W_xh, W_hh, h0, lengths
+        else:
+            padded = None
+    return x, W_xh, W_hh, h0, lengths, padded
 
 
 def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
@@ -102,7 +106,9 @@ def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
         Non-float arrays, float16, mixed float dtypes, non-integer lengths.
     """
     args = Arguments()
-    x, W_xh, W_hh, h0, lengths = _recurrence_args(args, x, W_xh, W_hh, h0, lengths)
+    x, W_xh, W_hh, h0, lengths, _ = _recurrence_args(
+        args, x, W_xh, W_hh, h0, lengths
+    )
     b_h = args.floats("b_h", b_h, ("H",))
     T, B, H = args.dims["T"], args.dims["B"], args.dims["H"]
     hs = args.empty(T, B, H)
@@ -145,7 +151,9 @@ def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
     """
     args = Arguments()
     hs = args.floats("hs", hs, ("T", "B", "H"))
-    x, W_xh, W_hh, h0, lengths = _recurrence_args(args, x, W_xh, W_hh, h0, lengths)
+    x, W_xh, W_hh, h0, lengths, _ = _recurrence_args(
+        args, x, W_xh, W_hh, h0, lengths
+    )
     T, B, D, H = (args.dims[s] for s in "TBDH")
     if dhs is None:
         delta = np.zeros((T, B, H), dtype=args.dtype)
@@ -318,7 +326,7 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
         raise ValueError(f"params has unknown key(s) {unknown}; expected "
                          f"{list(PARAM_SHAPES)}")
     args = Arguments()
-    x, W_xh, W_hh, h0, lengths = _recurrence_args(
+    x, W_xh, W_hh, h0, lengths, padded = _recurrence_args(
         args, x, params["W_xh"], params["W_hh"], h0, lengths
     )
     b_h = args.floats("b_h", params["b_h"], PARAM_SHAPES["b_h"])
@@ -330,8 +338,7 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
     args.check_sizes()
     T, B, D, H, C = (args.dims[s] for s in "TBDHC")
     targets = check_targets(targets, C, ignore_index)
-    if seq and lengths.size:
-        padded = np.arange(T)[:, None] >= lengths[None, :]
+    if seq and padded is not None:
         targets = np.where(padded.reshape(-1), ignore_index, targets)
 
     grads = {name: args.empty(*(args.dims[s] for s in shape))
