@@ -129,12 +129,15 @@ def forward(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
                      &b_h[0], h0_p, len_p, &W_hhT[0, 0], &hs[0, 0, 0])
 
 
-def backward(floating[:, :, ::1] delta not None, const floating[:, ::1] dh_last not None,
-             const floating[:, :, ::1] hs not None, const floating[:, :, ::1] x not None,
-             const floating[:, ::1] W_xh not None, const floating[:, ::1] W_hh not None,
-             const floating[:, ::1] h0 not None, const Py_ssize_t[::1] lengths not None,
-             floating[:, :, ::1] dx not None, floating[:, ::1] dh0 not None,
-             floating[:, ::1] dW_xh not None, floating[:, ::1] dW_hh not None, floating[::1] db_h not None):
+def backward(floating[:, :, ::1] delta not None,
+             const floating[:, ::1] dh_last not None,
+             const floating[:, :, ::1] hs not None,
+             const floating[:, :, ::1] x not None,
+             const floating[:, ::1] W_xh not None,
+             const floating[:, ::1] W_hh not None, const floating[:, ::1] h0 not None,
+             const Py_ssize_t[::1] lengths not None, floating[:, :, ::1] dx not None,
+             floating[:, ::1] dh0 not None, floating[:, ::1] dW_xh not None,
+             floating[:, ::1] dW_hh not None, floating[::1] db_h not None):
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0]
     cdef const floating *dhl_p = &dh_last[0, 0] if dh_last.shape[0] > 0 else NULL

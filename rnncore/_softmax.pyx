@@ -40,8 +40,9 @@ cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, floating *z,
     return loss / valid
 
 
-def cross_entropy(const floating[:, ::1] logits not None, const Py_ssize_t[::1] targets not None,
-                  Py_ssize_t ignore_index, floating[:, ::1] dlogits not None):
+def cross_entropy(const floating[:, ::1] logits not None,
+                  const Py_ssize_t[::1] targets not None, Py_ssize_t ignore_index,
+                  floating[:, ::1] dlogits not None):
     """Returns the mean loss and writes its gradient into dlogits."""
     cdef Py_ssize_t N = logits.shape[0], C = logits.shape[1]
     cdef double loss
@@ -51,7 +52,8 @@ def cross_entropy(const floating[:, ::1] logits not None, const Py_ssize_t[::1] 
     return loss
 
 
-def softmax(const floating[:, ::1] z not None, floating[:, ::1] out not None, bint log):
+def softmax(const floating[:, ::1] z not None, floating[:, ::1] out not None,
+            bint log):
     """out = softmax(z) or log_softmax(z), row by row."""
     cdef Py_ssize_t n, i, N = z.shape[0], C = z.shape[1]
     cdef floating log_sum, zmax
