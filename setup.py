@@ -13,7 +13,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["_recurrence", "_softmax", "_training"]
+MODULES = ["_recurrence", "_softmax", "_output", "_training"]
 
 DEBUG_CHECKS = os.environ.get("RNNCORE_BOUNDSCHECK", "0") == "1"
 

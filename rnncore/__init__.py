@@ -23,9 +23,11 @@ from rnncore.functional import (  # noqa: E402
     softmax,
     softmax_cross_entropy,
 )
+from rnncore.model import RNN  # noqa: E402
 
 __all__ = [
     "__version__",
+    "RNN",
     "RNNGrads",
     "rnn_forward",
     "rnn_backward",

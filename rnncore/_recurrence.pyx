@@ -15,6 +15,25 @@ from rnncore._blas cimport gemm, step_gemm
 from rnncore._simd cimport tanh_inplace, tanh_backward
 
 
+cdef inline void transpose(Py_ssize_t H, const floating *W,
+                           floating *WT) noexcept nogil:
+    cdef Py_ssize_t r, i
+    for r in range(H):
+        for i in range(H):
+            WT[i * H + r] = W[r * H + i]
+
+
+cdef inline void project(Py_ssize_t rows, Py_ssize_t D, Py_ssize_t H,
+                         const floating *x, const floating *W_xh,
+                         const floating *b_h, floating *out) noexcept nogil:
+    """out = x·W_xhᵀ + b_h for all rows (steps × batch) at once:
+    (rows × D)·(D × H), one GEMM instead of one per step."""
+    cdef Py_ssize_t r
+    for r in range(rows):
+        memcpy(out + r * H, b_h, H * sizeof(floating))
+    gemm(False, True, rows, H, D, 1, x, D, W_xh, D, 1, out, H)
+
+
 cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        const floating *x, const floating *W_xh,
                        const floating *W_hh, const floating *b_h,
@@ -25,16 +44,11 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
     W_hhT (H, H) is workspace for W_hh transposed: the per-step product is
     then a plain, non-transposed GEMM, the fast case of every BLAS.
     """
-    cdef Py_ssize_t t, b, r, i, BH = B * H
+    cdef Py_ssize_t t, b, BH = B * H
     cdef floating *h_t
     cdef const floating *h_prev
-    for r in range(H):
-        for i in range(H):
-            W_hhT[i * H + r] = W_hh[r * H + i]
-    for r in range(T * B):
-        memcpy(hs + r * H, b_h, H * sizeof(floating))
-    # hs += x·W_xhᵀ for all steps at once: (T·B × D)·(D × H)
-    gemm(False, True, T * B, H, D, 1, x, D, W_xh, D, 1, hs, H)
+    transpose(H, W_hh, W_hhT)
+    project(T * B, D, H, x, W_xh, b_h, hs)
     for t in range(T):
         h_t = hs + t * BH
         h_prev = hs + (t - 1) * BH if t > 0 else h0
@@ -46,6 +60,37 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
             for b in range(B):
                 if t >= lengths[b]:
                     memset(h_t + b * H, 0, H * sizeof(floating))
+
+
+cdef void advance_core(Py_ssize_t K, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                       const floating *x, const floating *W_xh,
+                       const floating *W_hh, const floating *b_h,
+                       const Py_ssize_t *lengths, Py_ssize_t t0, floating *h,
+                       floating *W_hhT, floating *out) noexcept nogil:
+    """K steps of the recurrence from the state h (B, H), which it updates.
+
+    The inference path: it keeps only the current state, so a long sequence
+    can run in chunks of K steps (out (K, B, H) holds the chunk's states).
+    The chunk starts at time t0, so sequence b is active while
+    t0 + k < lengths[b]; past that its state stays frozen and out is zero.
+    """
+    cdef Py_ssize_t k, b, BH = B * H
+    cdef floating *o_k
+    transpose(H, W_hh, W_hhT)
+    project(K * B, D, H, x, W_xh, b_h, out)
+    for k in range(K):
+        o_k = out + k * BH
+        # o_k += h·W_hhᵀ: (B × H)·(H × H)
+        step_gemm(B, H, H, h, W_hhT, True, o_k)
+        tanh_inplace(o_k, BH)
+        if lengths == NULL:
+            memcpy(h, o_k, BH * sizeof(floating))
+            continue
+        for b in range(B):
+            if t0 + k < lengths[b]:
+                memcpy(h + b * H, o_k + b * H, H * sizeof(floating))
+            else:
+                memset(o_k + b * H, 0, H * sizeof(floating))
 
 
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
@@ -114,7 +159,8 @@ cdef void gather_last(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
 
 
 # ---- Python entry points: arrays already validated, C-contiguous, one dtype.
-# Optional arrays (h0, dh_last, lengths) are passed as empty arrays when absent.
+# Optional arrays (h0, dh_last, lengths, dx) are passed as empty arrays when
+# absent.
 
 def forward(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh not None,
             const floating[:, ::1] W_hh not None, const floating[::1] b_h not None,
@@ -127,6 +173,19 @@ def forward(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
     with nogil:
         forward_core(T, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0],
                      &b_h[0], h0_p, len_p, &W_hhT[0, 0], &hs[0, 0, 0])
+
+
+def advance(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh not None,
+            const floating[:, ::1] W_hh not None, const floating[::1] b_h not None,
+            const Py_ssize_t[::1] lengths not None, Py_ssize_t t0,
+            floating[:, ::1] h not None, floating[:, ::1] W_hhT not None,
+            floating[:, :, ::1] out not None):
+    cdef Py_ssize_t K = x.shape[0], B = x.shape[1], D = x.shape[2]
+    cdef Py_ssize_t H = W_hh.shape[0]
+    cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+    with nogil:
+        advance_core(K, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], &b_h[0],
+                     len_p, t0, &h[0, 0], &W_hhT[0, 0], &out[0, 0, 0])
 
 
 def backward(floating[:, :, ::1] delta not None,
@@ -143,8 +202,8 @@ def backward(floating[:, :, ::1] delta not None,
     cdef const floating *dhl_p = &dh_last[0, 0] if dh_last.shape[0] > 0 else NULL
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+    cdef floating *dx_p = &dx[0, 0, 0] if dx.shape[0] > 0 else NULL
     with nogil:
         backward_core(T, B, D, H, &delta[0, 0, 0], dhl_p, &hs[0, 0, 0],
                       &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p, len_p,
-                      &dh0[0, 0], &dx[0, 0, 0], &dW_xh[0, 0], &dW_hh[0, 0],
-                      &db_h[0])
+                      &dh0[0, 0], dx_p, &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0])

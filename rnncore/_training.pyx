@@ -5,12 +5,11 @@ mode "seq": logits at every step, from hs (T·B rows), targets (T·B,) with
 padded steps already set to ignore_index.  mode "last": logits from each
 sequence's final state (B rows), targets (B,).
 """
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 from cython cimport floating
 
-from rnncore._blas cimport gemm
+from rnncore._output cimport loss_grads_core
 from rnncore._recurrence cimport forward_core, backward_core, gather_last
-from rnncore._softmax cimport softmax_ce_core
 
 
 cdef double train_step_core(
@@ -24,39 +23,20 @@ cdef double train_step_core(
         floating *delta, floating *logits, floating *dh_last,
         floating *dh0) noexcept nogil:
     """Returns the mean loss; writes the five gradients and h_last."""
-    cdef Py_ssize_t r, c
     cdef Py_ssize_t N = T * B if seq else B
-    cdef const floating *feats
     cdef double loss
 
     forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, W_hhT, hs)
     gather_last(T, B, H, hs, lengths, h_last)
-    feats = hs if seq else h_last
-
-    # logits = feats·W_hyᵀ + b_y: (N × H)·(H × C)
-    for r in range(N):
-        memcpy(logits + r * C, b_y, C * sizeof(floating))
-    gemm(False, True, N, C, H, 1, feats, H, W_hy, H, 1, logits, C)
-    loss = softmax_ce_core(N, C, logits, targets, ignore_index)  # -> dlogits
-
-    # dW_hy = dlogitsᵀ·feats: (C × N)·(N × H);  db_y = Σ_rows dlogits
-    gemm(True, False, C, H, N, 1, logits, C, feats, H, 0, dW_hy, H)
-    memset(db_y, 0, C * sizeof(floating))
-    for r in range(N):
-        for c in range(C):
-            db_y[c] += logits[r * C + c]
-
-    if seq:
-        # ∂L/∂h_t from the output layer = dlogits·W_hy: (T·B × C)·(C × H)
-        gemm(False, False, N, H, C, 1, logits, C, W_hy, H, 0, delta, H)
-        backward_core(T, B, D, H, delta, <floating *>NULL, hs, x, W_xh, W_hh,
-                      h0, lengths, dh0, <floating *>NULL, dW_xh, dW_hh, db_h)
-    else:
-        # ∂L/∂h_last = dlogits·W_hy: (B × C)·(C × H)
-        gemm(False, False, B, H, C, 1, logits, C, W_hy, H, 0, dh_last, H)
+    # the output layer's ∂L/∂h: every step's into delta, or the last states'
+    loss = loss_grads_core(N, C, H, hs if seq else h_last, targets, ignore_index,
+                           W_hy, b_y, logits, dW_hy, db_y,
+                           delta if seq else dh_last)
+    if not seq:
         memset(delta, 0, T * B * H * sizeof(floating))
-        backward_core(T, B, D, H, delta, dh_last, hs, x, W_xh, W_hh,
-                      h0, lengths, dh0, <floating *>NULL, dW_xh, dW_hh, db_h)
+    backward_core(T, B, D, H, delta, <floating *>NULL if seq else dh_last, hs,
+                  x, W_xh, W_hh, h0, lengths, dh0, <floating *>NULL, dW_xh,
+                  dW_hh, db_h)
     return loss
 
 

@@ -16,11 +16,17 @@ class Arguments:
     """Collects the arrays of one call, binding named dimensions (T, B, ...)
     and the float dtype to the first argument that carries them."""
 
-    def __init__(self):
+    def __init__(self, dtype=None, dtype_source=None):
         self.dims = {}
         self._dim_source = {}
-        self.dtype = None
-        self._dtype_source = None
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        self._dtype_source = dtype_source
+
+    def fix(self, symbol, size, source):
+        """Bind dimension `symbol` to `size` before any array does (e.g. from a
+        model's configuration); `source` names it in error messages."""
+        self.dims[symbol] = size
+        self._dim_source[symbol] = source
 
     def floats(self, name, value, symbols):
         """A float array of shape `symbols`, as a C-contiguous array."""
