@@ -190,6 +190,14 @@ class RNN:
                     f"params[{name!r}] must be a C-contiguous {self.dtype} array of "
                     f"shape {shape}, got {got}")
 
+    def _floats(self, args, name, value, symbols):
+        """A float array cast to the model's dtype (other kinds are left for
+        Arguments to refuse)."""
+        arr = np.asarray(value) if value is not None else None
+        if arr is not None and arr.dtype.kind == "f" and arr.dtype != self.dtype:
+            arr = arr.astype(self.dtype)
+        return args.floats(name, arr, symbols)
+
     def _inputs(self, x, symbols=("T", "B", "D")):
         """x as floats of the model's dtype; integer token ids are one-hot
         encoded.  Returns (args, x) with T, B (and D) bound."""
@@ -205,9 +213,7 @@ class RNN:
             onehot = np.zeros(ids.shape + (D,), dtype=self.dtype)
             np.put_along_axis(onehot, ids[..., None].astype(np.intp), 1, axis=-1)
             arr = onehot
-        elif arr is not None and arr.dtype.kind == "f" and arr.dtype != self.dtype:
-            arr = arr.astype(self.dtype)  # inputs follow the model's dtype
-        arr = args.floats("x", arr, symbols)
+        arr = self._floats(args, "x", arr, symbols)
         if args.dims[symbols[-1]] != self.input_size:
             raise ValueError(
                 f"x must have {self.input_size} features (input_size) on its last "
@@ -222,7 +228,7 @@ class RNN:
         args.fix("H", self.hidden_size, "hidden_size")
         h0s = None
         if h0 is not None:
-            h0 = args.floats("h0", h0, ("S", "B", "H"))
+            h0 = self._floats(args, "h0", h0, ("S", "B", "H"))
             S = self.num_layers * self.num_directions
             if h0.shape[0] != S:
                 raise ValueError(
@@ -278,8 +284,8 @@ class RNN:
         Parameters
         ----------
         x : ndarray, shape (T, B, D), or integer ids of shape (T, B)
-            Inputs, time-major. Float inputs are cast to the model's dtype;
-            integer ids in [0, input_size) are one-hot encoded.
+            Inputs, time-major. Float inputs (and ``h0``) are cast to the
+            model's dtype; integer ids in [0, input_size) are one-hot encoded.
         targets : array of int
             ``mode="seq"``: (T, B), a class per step; ``mode="last"``: (B,).
             Values in [0, output_size) or ``ignore_index``.
@@ -540,7 +546,7 @@ class RNN:
         if h is None:
             h = np.zeros((self.num_layers, B, H), dt)
         else:
-            h = np.array(args.floats("h", h, ("L", "B", "H")))  # a copy: we update it
+            h = np.array(self._floats(args, "h", h, ("L", "B", "H")))  # ours to update
             if h.shape[::2] != (self.num_layers, H):
                 raise ValueError(f"h must have shape (num_layers, B, H) = "
                                  f"({self.num_layers}, {B}, {H}), got {h.shape}")

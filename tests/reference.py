@@ -229,3 +229,51 @@ def loss_only(params, x, targets, mode="seq", h0=None, lengths=None,
                 lp = log_softmax_1d(p["W_hy"] @ hl[b] + p["b_y"])
                 terms.append(-lp[int(targets[b])])
     return float(np.mean(terms)) if terms else 0.0
+
+
+def _reverse_within(a, lengths):
+    """a (T, B, ...) with each sequence reversed within its length."""
+    T, B = a.shape[:2]
+    out = np.array(a, dtype=np.float64)
+    for b in range(B):
+        n = T if lengths is None else int(lengths[b])
+        out[:n, b] = a[:n, b][::-1]
+    return out
+
+
+def stacked(params, x, num_layers, bidirectional, h0=None, lengths=None):
+    """Top-layer states (T, B, dirs·H) and final states h_n (layers·dirs, B, H)
+    of a stacked, optionally bidirectional model (keys W_xh_l{k}[_reverse],
+    ...), the reverse direction reading each sequence backwards."""
+    nd = 2 if bidirectional else 1
+    inp, h_n = _f64(x), []
+    for k in range(num_layers):
+        outs = []
+        for d in range(nd):
+            s = f"_l{k}" + ("_reverse" if d else "")
+            xin = inp if d == 0 else _reverse_within(inp, lengths)
+            init = None if h0 is None else h0[k * nd + d]
+            hs = forward(xin, params["W_xh" + s], params["W_hh" + s],
+                         params["b_h" + s], init, lengths)
+            h_n.append(last_states(hs, init, lengths))
+            outs.append(hs if d == 0 else _reverse_within(hs, lengths))
+        inp = np.concatenate(outs, axis=2)
+    return inp, np.stack(h_n)
+
+
+def stacked_loss(params, x, targets, num_layers, bidirectional, mode="seq",
+                 h0=None, lengths=None, ignore_index=-100):
+    """Mean cross-entropy of the stacked model's output layer."""
+    top, h_n = stacked(params, x, num_layers, bidirectional, h0, lengths)
+    nd = 2 if bidirectional else 1
+    W_hy, b_y = _f64(params["W_hy"]), _f64(params["b_y"])
+    if mode == "seq":
+        T, B = top.shape[:2]
+        targets = np.array(targets).copy()
+        if lengths is not None:
+            targets[np.arange(T)[:, None] >= np.asarray(lengths)[None, :]] = \
+                ignore_index
+        logits = top.reshape(T * B, -1) @ W_hy.T + b_y
+        return cross_entropy(logits, targets.reshape(-1), ignore_index)[0]
+    feats = np.concatenate(list(h_n[-nd:]), axis=1)
+    return cross_entropy(feats @ W_hy.T + b_y, targets, ignore_index)[0]
