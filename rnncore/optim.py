@@ -270,6 +270,9 @@ class Optimizer:
         step = check_index("state_dict['step']", state_dict["step"])
         if step < 0:
             raise ValueError(f"state_dict['step'] must be >= 0, got {step}")
+        if not isinstance(state_dict["options"], Mapping):
+            raise TypeError(f"state_dict['options'] must be a mapping, got "
+                            f"{type(state_dict['options']).__name__}")
         options = dict(state_dict["options"])
         if "lr" not in options:
             raise ValueError("state_dict['options'] has no 'lr'")
