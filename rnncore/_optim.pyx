@@ -6,8 +6,9 @@ corrections, the decayed learning rate, ...) as Python floats; these kernels
 only do the arithmetic.  Each scalar is rounded once to the arrays' dtype, so
 float32 parameters are updated in float32 arithmetic, as torch.optim updates
 them, and the loops vectorise at the dtype's width.  The operations follow
-torch.optim's single-tensor code in the same order, so the two agree to
-rounding.
+torch.optim's single-tensor code in the same order (except that Adam's
+second bias correction is folded into its step size and eps, saving a
+division per element), so the two agree to rounding.
 """
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
@@ -88,6 +89,10 @@ cdef class Arrays:
         """Exports one step's gradients, one per array, each of the same
         size and dtype as its array (checked in Python; enforced here)."""
         cdef Py_ssize_t i
+        if self.n_grads:
+            # the views of a step still running in another thread (it released
+            # the GIL): overwriting them would release its buffers twice
+            raise RuntimeError("another thread is stepping the same optimiser")
         if len(grads) != self.count:
             raise ValueError(f"expected {self.count} gradients, got {len(grads)}")
         try:

@@ -5,6 +5,7 @@ schedules."""
 
 import math
 import re
+import threading
 import tracemalloc
 
 import numpy as np
@@ -287,6 +288,34 @@ def test_clipping_allocates_nothing(rng):
     assert growth < 300 and peak < 2048
     growth, peak = traced(lambda: optim.clip_grad_value(grads, 1e9))
     assert growth < 300 and peak < 2048
+
+
+def test_concurrent_steps_on_one_optimiser_fail_cleanly():
+    """A step releases the GIL; a second thread stepping the same optimiser
+    meanwhile gets a RuntimeError, never corrupted state or a crash."""
+    params = {"a": np.zeros(300_000, np.float32), "b": np.zeros(7, np.float32)}
+    grads = {k: np.ones_like(v) for k, v in params.items()}
+    opt = optim.SGD(params, lr=1.0, momentum=0.5)
+    errors, done = [], []
+
+    def worker():
+        for _ in range(20):
+            try:
+                opt.step(grads)
+                done.append(1)
+            except RuntimeError as exc:
+                errors.append(str(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(done) + len(errors) == 40
+    assert all("another thread" in e for e in errors)
+    # every successful step moved each element by the same amount
+    assert np.unique(params["a"]).size == 1
+    np.testing.assert_array_equal(params["a"][:7], params["b"])
 
 
 # ---- non-finite gradients --------------------------------------------------
