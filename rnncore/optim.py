@@ -67,8 +67,12 @@ class Optimizer:
 
     Subclasses define ``_check_options`` (validated options as a dict),
     ``_buffers`` (the state buffers some options need, with their initial
-    values) and
-    ``_update`` (one step on the gradient list).
+    values) and ``_update`` (one step on the gradient list).
+
+    Options other than ``lr`` are fixed at construction (or restored by
+    :meth:`load_state_dict`). An optimiser is saved through
+    :meth:`state_dict`, not pickled, and steps from one thread at a time
+    (a concurrent second step raises RuntimeError).
 
     Attributes
     ----------
@@ -162,6 +166,8 @@ class Optimizer:
             rate from the schedule. Nothing is updated then.
         TypeError
             ``grads`` not a mapping, or a gradient of another dtype.
+        RuntimeError
+            Another thread is running a step of this optimiser.
         """
         grads = self._gather(grads)
         if self._schedule is not None:
