@@ -13,7 +13,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-MODULES = ["_recurrence", "_softmax", "_output", "_training"]
+MODULES = ["_optim", "_recurrence", "_softmax", "_output", "_training"]
 
 DEBUG_CHECKS = os.environ.get("RNNCORE_BOUNDSCHECK", "0") == "1"
 
@@ -29,8 +29,10 @@ COMPILER_DIRECTIVES = {
 # Portable flags only: the element-wise kernels pick their instruction set at
 # run time (see rnncore/_simd.h).  -fno-trapping-math lets the compiler turn
 # the kernels' selects into vector blends; rnncore never reads FP exception
-# flags.  -fopenmp-simd honours "omp simd" without linking an OpenMP runtime.
-GCC_FLAGS = ["-O3", "-fopenmp-simd", "-fno-trapping-math"]
+# flags.  -fno-math-errno lets sqrt compile to the vector instruction (the
+# optimiser loops); rnncore never reads errno either.  -fopenmp-simd honours
+# "omp simd" without linking an OpenMP runtime.
+GCC_FLAGS = ["-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno"]
 MSVC_FLAGS = ["/O2"]
 
 

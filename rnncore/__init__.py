@@ -23,6 +23,15 @@ from rnncore.functional import (  # noqa: E402
     softmax,
     softmax_cross_entropy,
 )
+from rnncore import optim  # noqa: E402
+from rnncore.optim import (  # noqa: E402
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    clip_grad_norm,
+    clip_grad_value,
+)
 from rnncore.model import RNN  # noqa: E402
 
 __all__ = [
@@ -35,4 +44,11 @@ __all__ = [
     "softmax",
     "log_softmax",
     "loss_and_grads",
+    "optim",
+    "SGD",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "clip_grad_norm",
+    "clip_grad_value",
 ]

@@ -4,7 +4,9 @@ ValueError or TypeError naming it, before any compiled code runs.
 The compiled kernels then receive C-contiguous arrays of one float dtype
 (float32 or float64) and np.intp integer arrays, and trust them.
 """
+import math
 import numbers
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -133,3 +135,59 @@ def check_targets(targets, C, ignore_index):
             f"{ignore_index}, got {value}"
         )
     return np.ascontiguousarray(flat, dtype=np.intp)
+
+
+def check_real(name, value, low=-math.inf, high=math.inf, *, low_open=False,
+               high_open=False, finite=True):
+    """A real number (not bool) in the interval from low to high, as a float.
+
+    NaN is always rejected; so are infinities when ``finite``.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below and (math.isfinite(value) or not finite)):
+        if high == math.inf:
+            expected = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            expected = (f"in {'(' if low_open else '['}{low:g}, {high:g}"
+                        f"{')' if high_open else ']'}")
+        kind = "a finite number" if finite else "a number"
+        raise ValueError(f"{name} must be {kind} {expected}, got {value!r}")
+    return value
+
+
+def check_inplace_arrays(name, arrays):
+    """A mapping of str keys to NumPy arrays that will be modified in place:
+    each C-contiguous and writeable, all of one native float dtype (float32
+    or float64).  Nothing is copied (a copy would not reach the caller's
+    arrays).  Returns (keys, arrays, dtype); dtype is None when empty."""
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"{name} must be a mapping of names to arrays, got "
+                        f"{type(arrays).__name__}")
+    keys, values, dtype = [], [], None
+    for key, arr in arrays.items():
+        where = f"{name}[{key!r}]"
+        if not isinstance(key, str):
+            raise TypeError(f"{name} keys must be strings, got {key!r}")
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{where} must be a NumPy array (it is updated in "
+                            f"place), got {type(arr).__name__}")
+        if arr.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{where} must have dtype float32 or float64 (native "
+                            f"byte order), got {arr.dtype}")
+        if dtype is None:
+            dtype, first = arr.dtype, where
+        elif arr.dtype != dtype:
+            raise TypeError(f"{where} has dtype {arr.dtype} but {first} has dtype "
+                            f"{dtype}; all arrays must share one dtype")
+        if not arr.flags.c_contiguous:
+            raise ValueError(f"{where} must be C-contiguous (it is updated in "
+                             f"place, so it cannot be copied)")
+        if not arr.flags.writeable:
+            raise ValueError(f"{where} must be writeable (it is updated in place)")
+        keys.append(key)
+        values.append(arr)
+    return keys, values, dtype
