@@ -110,9 +110,16 @@ def selfcheck():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["demo"]:  # the demo parses its own options
+        from rnncore import demo
+        return demo.main(argv[1:])
     parser = argparse.ArgumentParser(prog="rnncore", description="rnncore command line")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("selfcheck", help="check gradients and a short training run")
+    sub.add_parser("demo", help="train a character-level language model on "
+                   "Python's own documentation and sample from it "
+                   "(rnncore demo --help for options)")
     args = parser.parse_args(argv)
     if args.command == "selfcheck":
         return selfcheck()

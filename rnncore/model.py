@@ -22,7 +22,7 @@ from rnncore._validation import (
     check_targets,
 )
 from rnncore._workspace import Workspace
-from rnncore.functional import softmax
+from rnncore.functional import softmax, softmax_cross_entropy
 
 __all__ = ["RNN"]
 
@@ -562,3 +562,39 @@ class RNN:
         logits = np.empty((B, self.output_size), dt)
         _output.logits(inp[0], self.params["W_hy"], self.params["b_y"], logits)
         return logits, h
+
+    def evaluate(self, x, targets, *, mode="seq", h0=None, lengths=None,
+                 ignore_index=-100):
+        """Mean cross-entropy (nats per target) without gradients, on the
+        inference path; arguments as for :meth:`loss_and_grads`."""
+        logits = self.forward(x, mode=mode, h0=h0, lengths=lengths)
+        C = self.output_size
+        targets = np.asarray(targets)
+        if targets.shape != logits.shape[:-1]:
+            raise ValueError(f"targets must have shape {logits.shape[:-1]}, got "
+                             f"{targets.shape}")
+        if mode == "seq" and lengths is not None and targets.dtype.kind in "iu":
+            T = logits.shape[0]
+            padded = np.arange(T)[:, None] >= np.asarray(lengths)[None, :]
+            targets = np.where(padded, ignore_index, targets)
+        loss, _ = softmax_cross_entropy(logits.reshape(-1, C), targets.reshape(-1),
+                                        ignore_index)
+        return loss
+
+    # ---- training and generation (see rnncore.training, rnncore.generation)
+
+    def fit(self, x, targets, **kwargs):
+        """Train on minibatches of sequences; see :func:`rnncore.training.fit`."""
+        from rnncore.training import fit
+        return fit(self, x, targets, **kwargs)
+
+    def fit_stream(self, x, targets, **kwargs):
+        """Truncated BPTT over one long stream; see
+        :func:`rnncore.training.fit_stream`."""
+        from rnncore.training import fit_stream
+        return fit_stream(self, x, targets, **kwargs)
+
+    def sample(self, length, **kwargs):
+        """Generate tokens; see :func:`rnncore.generation.sample`."""
+        from rnncore.generation import sample
+        return sample(self, length, **kwargs)
