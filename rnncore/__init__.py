@@ -24,6 +24,7 @@ from rnncore.functional import (  # noqa: E402
     softmax_cross_entropy,
 )
 from rnncore.model import RNN  # noqa: E402
+from rnncore.serialization import ModelFileError, load, save  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -35,4 +36,7 @@ __all__ = [
     "softmax",
     "log_softmax",
     "loss_and_grads",
+    "save",
+    "load",
+    "ModelFileError",
 ]
