@@ -25,6 +25,7 @@ import math
 import os
 import secrets
 import struct
+import tokenize
 import zipfile
 from collections.abc import Mapping
 
@@ -59,13 +60,16 @@ MAX_KEY_LENGTH = 200
 MAX_NDIM = 32
 NPY_HEADER_READERS = {(1, 0): npy.read_array_header_1_0,
                       (2, 0): npy.read_array_header_2_0}
+# what numpy's .npy header parser (ast.literal_eval, then a tokenize-based
+# fallback) raises besides ValueError
+NPY_HEADER_ERRORS = (TypeError, RecursionError, tokenize.TokenError)
 ZIP_MAGIC = b"PK\x03\x04"
 ZIP_ENCRYPTED, ZIP_PATCHED = 0x1, 0x20
 # Optimiser-state values: how each kind is stored and read back.
 STATE_KINDS = {"int": np.int64, "float": np.float64, "bool": np.bool_}
 STATE_ARRAY_KINDS = "biuf"
-# What reading a damaged zip or .npy member raises (zipfile, struct, seek
-# and numpy's header parser); each becomes a ModelFileError.
+# What reading a damaged zip or .npy member raises (zipfile, struct, seeks,
+# numpy's reader); each becomes a ModelFileError.
 READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError,
                EOFError, struct.error, NotImplementedError, OverflowError,
                KeyError)
@@ -89,8 +93,8 @@ def save(model, file, *, optimizer=None):
         A path is written exactly as given (no ``.npz`` is appended) and
         atomically: the data goes to a temporary file in the same directory,
         which then replaces ``file``, so a crash or error leaves either the
-        old file or the complete new one. A file object is written from its
-        current position, and must be seekable for the zip to be read back.
+        old file or the complete new one. A binary file object is written
+        from its current position.
     optimizer : object with ``state_dict()``, optional
         Its state, a flat dict of str keys to arrays (bool, int, unsigned or
         float) and Python or NumPy numbers, is saved too; read it back with
@@ -123,8 +127,12 @@ def save(model, file, *, optimizer=None):
     def write(fileobj):
         np.savez(fileobj, allow_pickle=False, **members)
 
-    if hasattr(file, "write"):
+    if hasattr(file, "read"):
         write(file)
+    elif hasattr(file, "write"):  # np.savez wants a file it could read back
+        buf = io.BytesIO()
+        write(buf)
+        file.write(buf.getvalue())
     else:
         _write_atomically(file, write)
 
@@ -236,7 +244,7 @@ def _load(f, source):
         return ModelFileError(f"cannot load {source}: {problem}")
 
     start = f.tell()
-    size = f.seek(0, os.SEEK_END) - start
+    size = f.seek(0, os.SEEK_END)  # zip offsets count from the file's start
     f.seek(start)
     if f.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
         raise fail("not an rnncore model file (not a zip archive)")
@@ -265,23 +273,26 @@ def _survey(zf, size, fail):
         name = info.filename
         if not name.endswith(".npy"):
             raise fail(f"unexpected member {name!r} (not a .npy array)")
+        key = name[:-len(".npy")]
         if info.flag_bits & (ZIP_ENCRYPTED | ZIP_PATCHED):
-            raise fail(f"member {name!r} is encrypted or patched")
+            raise fail(f"member {key!r} is encrypted or patched")
         if info.compress_type != zipfile.ZIP_STORED:
-            raise fail(f"member {name!r} is compressed; rnncore model files "
+            raise fail(f"member {key!r} is compressed; rnncore model files "
                        f"are stored uncompressed (np.savez)")
         if (info.compress_size != info.file_size
                 or info.header_offset + info.file_size > size):
-            raise fail(f"member {name!r} claims {info.file_size} bytes, more than "
+            raise fail(f"member {key!r} claims {info.file_size} bytes, more than "
                        f"the file holds (truncated?)")
         with zf.open(info) as fp:
-            version = npy.read_magic(fp)
-            if version not in NPY_HEADER_READERS:
-                raise fail(f"member {name!r} is a .npy file of version {version}; "
-                           f"expected 1.0 or 2.0")
-            shape, fortran_order, dtype = NPY_HEADER_READERS[version](fp)
+            try:
+                version = npy.read_magic(fp)
+                if version not in NPY_HEADER_READERS:
+                    raise ValueError(f".npy version {version}, expected 1.0 or 2.0")
+                shape, fortran_order, dtype = NPY_HEADER_READERS[version](fp)
+            except (ValueError, *NPY_HEADER_ERRORS) as exc:
+                raise fail(f"member {key!r} has an unreadable .npy header "
+                           f"({type(exc).__name__}: {exc})") from exc
             data_start = fp.tell()
-        key = name[:-len(".npy")]
         if dtype.hasobject:
             raise fail(f"member {key!r} holds Python objects (dtype {dtype}); model "
                        f"files hold numbers only and are never unpickled")
@@ -312,13 +323,13 @@ def _read(npz, layout, fail):
         if (arr.shape, arr.dtype) != (layout[key][0], layout[key][2]):
             raise fail(f"member {key!r} changed while it was read")
         # native byte order and C order (a copy only if the file had others)
-        return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+        return arr.astype(arr.dtype.newbyteorder("="), order="C", copy=False)
 
     for name, shape in model.param_shapes().items():
         got_shape, _, dtype = layout[PARAMS + name]
         if got_shape != shape or dtype.newbyteorder("=") != model.dtype:
             raise fail(f"parameter {name!r} is a {dtype} array of shape {got_shape}; "
-                       f"the configuration {_config_text(model)} needs {model.dtype} "
+                       f"the configuration {model!r} needs {model.dtype} "
                        f"of shape {shape}")
     model.params = {name: array(PARAMS + name) for name in model.param_shapes()}
     state = None
@@ -344,9 +355,11 @@ def _read_header(npz, layout, fail):
         raise fail(f"header is not valid UTF-8 JSON ({exc})") from None
     except ValueError as exc:  # from the hooks
         raise fail(f"header: {exc}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        got = header.get("format") if isinstance(header, dict) else header
-        raise fail(f"not an rnncore model file (format {got!r}, expected {FORMAT!r})")
+    if not isinstance(header, dict):
+        raise fail("not an rnncore model file (the header is not a JSON object)")
+    if header.get("format") != FORMAT:
+        raise fail(f"not an rnncore model file (format {header.get('format')!r}, "
+                   f"expected {FORMAT!r})")
     version = header.get("version")
     if type(version) is not int or version < 1:
         raise fail(f"header version must be a positive integer, got {version!r}")
@@ -396,10 +409,6 @@ def _blank(config, layout, fail):
         return blank_model(config)
     except (TypeError, ValueError) as exc:
         raise fail(f"config: {exc}") from None
-
-
-def _config_text(model):
-    return ", ".join(f"{k}={v}" for k, v in model.config.items())
 
 
 def _check_manifest(manifest, fail):
