@@ -25,6 +25,11 @@ from rnncore.functional import (  # noqa: E402
 )
 from rnncore.model import RNN  # noqa: E402
 from rnncore.serialization import ModelFileError, load, save  # noqa: E402
+from rnncore.torch_interop import (  # noqa: E402
+    from_torch,
+    to_torch,
+    to_torch_state_dict,
+)
 
 __all__ = [
     "__version__",
@@ -39,4 +44,7 @@ __all__ = [
     "save",
     "load",
     "ModelFileError",
+    "from_torch",
+    "to_torch",
+    "to_torch_state_dict",
 ]
