@@ -1,4 +1,4 @@
-"""Models whose parameters come from elsewhere (a file, a PyTorch module)."""
+"""Models whose parameters come from or go elsewhere (a file, PyTorch)."""
 from rnncore import model as _model
 
 
@@ -19,3 +19,11 @@ def blank_model(config):
     finally:
         del model._init_params
     return model
+
+
+def check_model(model):
+    """``model`` is an RNN whose parameters still have their shapes and
+    dtype (users may replace them), so that what is exported loads back."""
+    if not isinstance(model, _model.RNN):
+        raise TypeError(f"model must be an rnncore.RNN, got {type(model).__name__}")
+    model._check_params()

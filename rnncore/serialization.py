@@ -32,7 +32,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.lib import format as npy
 
-from rnncore._assemble import blank_model
+from rnncore._assemble import blank_model, check_model
 from rnncore._validation import BLAS_INT_MAX
 from rnncore._version import __version__
 
@@ -113,7 +113,7 @@ def save(model, file, *, optimizer=None):
     NaN and inf included (they are stored, not refused). The seed is not
     saved.
     """
-    model._check_params()
+    check_model(model)
     manifest, state = None, {}
     if optimizer is not None:
         state = _optimizer_state(optimizer)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from rnncore import model as _model
-from rnncore._assemble import blank_model
+from rnncore._assemble import blank_model, check_model
 
 __all__ = ["from_torch", "to_torch", "to_torch_state_dict"]
 
@@ -203,7 +203,7 @@ def to_torch_state_dict(model):
     Tensors are copies in the model's dtype.
     """
     torch = _import_torch("to_torch_state_dict")
-    model._check_params()
+    check_model(model)
     p = model.params
     rnn_state = OrderedDict()
     for k in range(model.num_layers):

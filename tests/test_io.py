@@ -222,6 +222,12 @@ def test_optimizer_state_dict_must_be_a_mapping(tmp_path):
         rnncore.save(rnncore.RNN(**BASE), tmp_path / "m.npz", optimizer=Optimizer([1]))
 
 
+def test_save_needs_a_model(tmp_path):
+    with pytest.raises(TypeError, match="rnncore.RNN, got dict"):
+        rnncore.save(rnncore.RNN(**BASE).params, tmp_path / "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
 def test_broken_params_write_nothing(tmp_path):
     model = rnncore.RNN(**BASE)
     model.params["W_hh_l0"] = np.zeros((4, 5), np.float32)

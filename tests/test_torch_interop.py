@@ -260,6 +260,11 @@ def test_to_torch_state_dict(torch, rng):
     assert not np.array_equal(rnn_state["weight_hh_l0"].numpy(),
                               model.params["W_hh_l0"])
     assert model.to_torch(batch_first=True)[0].batch_first is True
+    model.params["W_hy"] = model.params["W_hy"].astype(np.float64)
+    with pytest.raises(ValueError, match="W_hy"):
+        rnncore.to_torch(model)
+    with pytest.raises(TypeError, match="rnncore.RNN"):
+        rnncore.to_torch_state_dict(model.params)
 
 
 def test_torch_is_optional():
