@@ -329,7 +329,7 @@ def run(cases, seed, memory_mb):
         data = mutate(rng, files[i], ctx)
         t0 = time.perf_counter()
         try:
-            model = rnncore.load(io.BytesIO(data))
+            problem = check_loaded(rnncore.load(io.BytesIO(data)), data)
         except rnncore.ModelFileError:
             outcome = "refused"
         except BaseException as exc:  # noqa: BLE001  (MemoryError included)
@@ -338,7 +338,6 @@ def run(cases, seed, memory_mb):
                 traceback.format_exception_only(type(exc), exc)).strip(),
                 traceback.format_exc()))
         else:
-            problem = check_loaded(model, data)
             outcome = "loaded" if problem is None else "FAILED"
             if problem:
                 failures.append((case, mutate.__name__, problem, ""))
