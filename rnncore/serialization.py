@@ -121,7 +121,7 @@ def save(model, file, *, optimizer=None):
     header = {"format": FORMAT, "version": VERSION, "rnncore_version": __version__,
               "config": model.config, "optimizer": manifest}
     members = {HEADER: np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
-    members.update((PARAMS + name, value) for name, value in model.params.items())
+    members.update((PARAMS + name, model.params[name]) for name in model.param_shapes())
     members.update((OPTIMIZER + key, value) for key, (_, value) in state.items())
 
     def write(fileobj):

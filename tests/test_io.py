@@ -228,6 +228,13 @@ def test_save_needs_a_model(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_only_the_model_parameters_are_saved():
+    model = rnncore.RNN(**BASE)
+    model.params["notes"] = np.zeros(3)  # not a parameter: the model never reads it
+    loaded = load_bytes(saved(model))
+    assert "notes" not in loaded.params and len(loaded.params) == 5
+
+
 def test_broken_params_write_nothing(tmp_path):
     model = rnncore.RNN(**BASE)
     model.params["W_hh_l0"] = np.zeros((4, 5), np.float32)

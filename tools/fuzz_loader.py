@@ -24,6 +24,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -346,6 +347,7 @@ def run(cases, seed, memory_mb):
     elapsed = time.perf_counter() - start
     if os.path.exists(marker):
         failures.append((-1, "pickled", "the pickle payload ran", ""))
+    shutil.rmtree(tmp)
     return outcomes, failures, elapsed, slowest, limit
 
 
