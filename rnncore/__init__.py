@@ -33,6 +33,12 @@ from rnncore.optim import (  # noqa: E402
     clip_grad_value,
 )
 from rnncore.model import RNN  # noqa: E402
+from rnncore.serialization import ModelFileError, load, save  # noqa: E402
+from rnncore.torch_interop import (  # noqa: E402
+    from_torch,
+    to_torch,
+    to_torch_state_dict,
+)
 
 __all__ = [
     "__version__",
@@ -51,4 +57,10 @@ __all__ = [
     "AdamW",
     "clip_grad_norm",
     "clip_grad_value",
+    "save",
+    "load",
+    "ModelFileError",
+    "from_torch",
+    "to_torch",
+    "to_torch_state_dict",
 ]

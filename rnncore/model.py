@@ -13,7 +13,7 @@ step 0, as in PyTorch's ``h_n``).
 """
 import numpy as np
 
-from rnncore import _output, _recurrence, _training
+from rnncore import _output, _recurrence, _training, serialization, torch_interop
 from rnncore._validation import (
     FLOAT_DTYPES,
     Arguments,
@@ -175,6 +175,13 @@ class RNN:
         extra = ", bidirectional=True" if self.bidirectional else ""
         return (f"RNN({self.input_size}, {self.hidden_size}, {self.output_size}, "
                 f"num_layers={self.num_layers}{extra}, dtype={self.dtype.name})")
+
+    # ---- files and PyTorch: rnncore.serialization, rnncore.torch_interop --
+
+    save = serialization.save
+    load = staticmethod(serialization.load)
+    from_torch = staticmethod(torch_interop.from_torch)
+    to_torch = torch_interop.to_torch
 
     # ---- input checking ------------------------------------------------
 
