@@ -239,3 +239,46 @@ def test_call_errors(rng):
     model.params["W_hh_l1"] = np.zeros((4, 5), np.float32)
     with pytest.raises(ValueError, match="W_hh_l1"):
         model.forward(x)
+
+
+@pytest.mark.parametrize("num_layers, bidirectional", CONFIGS)
+@pytest.mark.parametrize("mode", ["seq", "last"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradients_match_torch_autograd(rng, num_layers, bidirectional, mode, dtype):
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    model, x, targets, kw = problem(rng, num_layers, bidirectional, mode, T=6, B=5,
+                                    D=4, H=7, C=5, dtype=dtype)
+    loss, grads, h_n = model.loss_and_grads(x, targets, **kw)
+
+    rnn, linear = rnncore.to_torch(model)
+    T = x.shape[0]
+    packed = pack_padded_sequence(torch.from_numpy(x), torch.as_tensor(kw["lengths"]),
+                                  enforce_sorted=False)
+    out, t_h_n = rnn(packed, torch.from_numpy(kw["h0"]))
+    if mode == "seq":
+        out, _ = pad_packed_sequence(out, total_length=T)
+        t_targets = np.where(np.arange(T)[:, None] >= kw["lengths"], -100, targets)
+        t_loss = torch.nn.functional.cross_entropy(
+            linear(out).reshape(-1, model.output_size),
+            torch.as_tensor(t_targets).reshape(-1))
+    else:
+        nd = model.num_directions
+        feats = torch.cat([t_h_n[-nd + d] for d in range(nd)], dim=1)
+        t_loss = torch.nn.functional.cross_entropy(linear(feats),
+                                                   torch.as_tensor(targets))
+    t_loss.backward()
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    assert loss == pytest.approx(t_loss.item(), rel=tol)
+    assert_close(h_n, t_h_n.detach().numpy().astype(np.float64), tol=tol)
+    torch_grads = {"W_hy": linear.weight.grad, "b_y": linear.bias.grad}
+    for k in range(num_layers):
+        for d in range(model.num_directions):
+            s = f"_l{k}" + ("_reverse" if d else "")
+            torch_grads["W_xh" + s] = getattr(rnn, "weight_ih" + s).grad
+            torch_grads["W_hh" + s] = getattr(rnn, "weight_hh" + s).grad
+            torch_grads["b_h" + s] = getattr(rnn, "bias_ih" + s).grad
+    assert set(torch_grads) == set(grads)
+    for name, g in torch_grads.items():
+        assert_close(grads[name], g.numpy().astype(np.float64), tol=tol, name=name)
