@@ -61,6 +61,33 @@ def _pin(name, keys, arrays, dtype):
     return pinned
 
 
+# The flat state_dict's buffer entries, "state/<param key>/<buffer>": buffer
+# names hold no "/", so each (parameter, buffer) pair has an entry of its own
+# whatever "/" the parameter keys hold.
+STATE_PREFIX = "state/"
+
+
+def _buffer_key(key, buffer):
+    return f"{STATE_PREFIX}{key}/{buffer}"
+
+
+def _is_buffer_key(key):
+    return isinstance(key, str) and key.startswith(STATE_PREFIX)
+
+
+def _key_mismatch(given, expected):
+    """What is wrong with the keys ``given`` against the list ``expected``,
+    in words ("is missing the key(s) [...] and has unknown key(s) [...]")."""
+    missing = [k for k in expected if k not in given]
+    unknown = [k for k in given if k not in expected]
+    problems = []
+    if missing:
+        problems.append(f"is missing the key(s) {missing}")
+    if unknown:
+        problems.append(f"has unknown key(s) {unknown}")
+    return " and ".join(problems)
+
+
 class Optimizer:
     """Base class of the optimisers: holds the parameters, the step count,
     the learning rate and its schedule, and the per-parameter state.
@@ -71,8 +98,9 @@ class Optimizer:
 
     Options other than ``lr`` are fixed at construction (or restored by
     :meth:`load_state_dict`). An optimiser is saved through
-    :meth:`state_dict`, not pickled, and steps from one thread at a time
-    (a concurrent second step raises RuntimeError).
+    :meth:`state_dict`, a flat dict that ``rnncore.save(model, file,
+    optimizer=opt)`` stores in the model file, not pickled; it steps from
+    one thread at a time (a concurrent second step raises RuntimeError).
 
     Attributes
     ----------
@@ -183,14 +211,7 @@ class Optimizer:
             raise TypeError(f"grads must be a mapping of names to arrays, got "
                             f"{type(grads).__name__}")
         if grads.keys() != self._key_set:
-            missing = [k for k in self._keys if k not in grads]
-            unknown = [k for k in grads if k not in self._key_set]
-            problems = []
-            if missing:
-                problems.append(f"is missing the key(s) {missing}")
-            if unknown:
-                problems.append(f"has unknown key(s) {unknown}")
-            raise ValueError(f"grads {' and '.join(problems)}; expected the "
+            raise ValueError(f"grads {_key_mismatch(grads, self._keys)}; expected the "
                              f"parameters' keys {list(self._keys)}")
         out = []
         for key, param in zip(self._keys, self._arrays):
@@ -229,27 +250,32 @@ class Optimizer:
             for name, arrays in self._state.items()}
 
     def state_dict(self):
-        """The optimiser's state as plain dicts, numbers and array copies.
+        """The optimiser's state as a flat dict of text, numbers and array
+        copies: what :func:`rnncore.save` stores beside a model.
 
         Returns
         -------
         dict
-            ``{"optimizer": class name, "step": int, "options": {"lr": ...,
-            other options}, "state": {param key: {buffer name: ndarray}}}``.
-            The arrays are copies; the schedule is not included.
+            ``"optimizer"``: the class name (``"Adam"``, ...);
+            ``"step"``: the step count (int); ``"lr"`` and every other option
+            under its own name (floats and bools; ``betas`` as a float64
+            array of two elements); ``"state/<param key>/<buffer>"``: a copy
+            of each state buffer, in the parameters' dtype (for example
+            ``"state/W_hy/exp_avg"``). The schedule is not included.
         """
-        return {
-            "optimizer": type(self).__name__,
-            "step": self._step,
-            "options": {"lr": self._lr, **self._options},
-            "state": {key: {name: bufs[i].copy()
-                            for name, bufs in self._state.items()}
-                      for i, key in enumerate(self._keys)},
-        }
+        state = {"optimizer": type(self).__name__, "step": self._step, "lr": self._lr}
+        # a pair (betas) as an array: a model file stores numbers, text and arrays
+        state.update((name, np.array(value, np.float64) if isinstance(value, tuple)
+                      else value) for name, value in self._options.items())
+        for i, key in enumerate(self._keys):
+            state.update((_buffer_key(key, name), bufs[i].copy())
+                         for name, bufs in self._state.items())
+        return state
 
     def load_state_dict(self, state_dict):
-        """Restore a state from :meth:`state_dict`; the next step then equals
-        the one the saved optimiser would have taken.
+        """Restore a state from :meth:`state_dict` (directly, or as
+        ``rnncore.load(file, return_optimizer_state=True)`` returns it); the
+        next step then equals the one the saved optimiser would have taken.
 
         Restores the step count, the options (validated as by the
         constructor) and the state buffers, copied into this optimiser's
@@ -258,36 +284,34 @@ class Optimizer:
         Raises
         ------
         ValueError, TypeError
-            A malformed state: another optimiser class, other parameter
-            keys, buffers of the wrong shape, invalid options. Nothing is
-            changed then.
+            A malformed state, naming the entry: another optimiser class,
+            missing or unknown entries (options, or buffers of other
+            parameter keys), invalid options, buffers of the wrong shape or
+            not of floats. Nothing is changed then.
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping, got "
                             f"{type(state_dict).__name__}")
-        expected = {"optimizer", "step", "options", "state"}
-        if set(state_dict) != expected:
-            raise ValueError(f"state_dict must have the keys {sorted(expected)}, "
-                             f"got {sorted(map(str, state_dict))}")
         name = type(self).__name__
-        if state_dict["optimizer"] != name:
-            raise ValueError(f"state_dict is of a {state_dict['optimizer']!r} "
-                             f"optimiser, not {name!r}")
+        saved = state_dict.get("optimizer", name)  # if missing: reported below
+        if not (isinstance(saved, str) and saved == name):
+            raise ValueError(f"state_dict['optimizer'] is {saved!r}: the state of "
+                             f"another optimiser, not of {name!r}")
+        settings = ["optimizer", "step", "lr", *self._options]
+        given = [k for k in state_dict if not _is_buffer_key(k)]
+        if set(given) != set(settings):
+            raise ValueError(f"state_dict {_key_mismatch(given, settings)}; a {name} "
+                             f"state has the entries {settings} and the buffers "
+                             f"'{STATE_PREFIX}<param key>/<buffer>'")
         step = check_index("state_dict['step']", state_dict["step"])
         if step < 0:
             raise ValueError(f"state_dict['step'] must be >= 0, got {step}")
-        if not isinstance(state_dict["options"], Mapping):
-            raise TypeError(f"state_dict['options'] must be a mapping, got "
-                            f"{type(state_dict['options']).__name__}")
-        options = dict(state_dict["options"])
-        if "lr" not in options:
-            raise ValueError("state_dict['options'] has no 'lr'")
-        lr = check_real("state_dict['options']['lr']", options.pop("lr"), low=0.0)
+        lr = check_real("state_dict['lr']", state_dict["lr"], low=0.0)
         try:
-            options = self._check_options(**options)
-        except TypeError as exc:  # an unknown or missing option
-            raise ValueError(f"state_dict['options']: {exc}") from None
-        buffers = self._check_state(state_dict["state"], options)
+            options = self._check_options(**{k: state_dict[k] for k in self._options})
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"state_dict: {exc}") from None
+        buffers = self._check_buffers(state_dict, options)
 
         self._options, self._lr, self._step = options, lr, step
         self._allocate()
@@ -295,30 +319,28 @@ class Optimizer:
             for dst, src in zip(self._state[bname], arrays):
                 np.copyto(dst, src, casting="same_kind")
 
-    def _check_state(self, state, options):
-        """{buffer name: [array per parameter]} from a state_dict's "state"."""
-        if not isinstance(state, Mapping) or state.keys() != self._key_set:
-            got = list(state) if isinstance(state, Mapping) else type(state).__name__
-            raise ValueError(f"state_dict['state'] must have the parameters' keys "
-                             f"{list(self._keys)}, got {got}")
-        names = set(self._buffers(options))
-        buffers = {name: [] for name in names}
+    def _check_buffers(self, state_dict, options):
+        """{buffer name: [array per parameter]} from a state dict's
+        ``"state/..."`` entries: exactly the buffers ``options`` need."""
+        names = list(self._buffers(options))
+        expected = [_buffer_key(key, b) for key in self._keys for b in names]
+        given = [k for k in state_dict if _is_buffer_key(k)]
+        if set(given) != set(expected):
+            raise ValueError(f"state_dict {_key_mismatch(given, expected)}; with "
+                             f"these options every parameter has the buffers "
+                             f"{names}")
+        buffers = {b: [] for b in names}
         for key, param in zip(self._keys, self._arrays):
-            entry = state[key]
-            if not isinstance(entry, Mapping) or set(entry) != names:
-                got = sorted(entry) if isinstance(entry, Mapping) else entry
-                raise ValueError(f"state_dict['state'][{key!r}] must have the "
-                                 f"buffers {sorted(names)}, got {got}")
-            for name in names:
-                arr = np.asarray(entry[name])
-                where = f"state_dict['state'][{key!r}][{name!r}]"
+            for b in names:
+                where = f"state_dict[{_buffer_key(key, b)!r}]"
+                arr = np.asarray(state_dict[_buffer_key(key, b)])
                 if arr.dtype.kind != "f":
                     raise TypeError(f"{where} must be a float array, got dtype "
                                     f"{arr.dtype}")
                 if arr.shape != param.shape:
                     raise ValueError(f"{where} has shape {arr.shape}, but "
                                      f"params[{key!r}] has shape {param.shape}")
-                buffers[name].append(arr)
+                buffers[b].append(arr)
         return buffers
 
     # -- subclass interface --------------------------------------------------

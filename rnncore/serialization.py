@@ -10,7 +10,11 @@ of ``.npy`` members, as written by ``np.savez``:
 ``params/<name>``
     Every parameter, in the model's dtype and ``RNN.param_shapes()``.
 ``optimizer/<key>``
-    Optimiser state, when saved.
+    Optimiser state, when saved: the flat ``state_dict()`` of an rnncore
+    optimiser (or any flat dict of the same kinds of value), one member per
+    key.  Kind ``"array"``: the array as is; ``"scalar"``: a 0-d array of
+    the NumPy scalar's dtype; ``"int"``, ``"float"``, ``"bool"``: a 0-d
+    int64, float64 or bool array; ``"str"``: UTF-8 as a 1-D uint8 array.
 
 The loader trusts nothing in the file.  Before any array is read it checks
 the zip's directory and every member's ``.npy`` header: the member set, each
@@ -56,7 +60,7 @@ CONFIG_TYPES = {
     "recurrent_init": str,
 }
 MAX_HEADER_BYTES = 1 << 20
-MAX_KEY_LENGTH = 200
+MAX_TEXT_LENGTH = 200  # characters of an optimiser-state key or text value
 MAX_NDIM = 32
 NPY_HEADER_READERS = {(1, 0): npy.read_array_header_1_0,
                       (2, 0): npy.read_array_header_2_0}
@@ -68,6 +72,7 @@ ZIP_ENCRYPTED, ZIP_PATCHED = 0x1, 0x20
 # Optimiser-state values: how each kind is stored and read back.
 STATE_KINDS = {"int": np.int64, "float": np.float64, "bool": np.bool_}
 STATE_ARRAY_KINDS = "biuf"
+TEXT_KIND = "str"
 # What reading a damaged zip or .npy member raises (zipfile, struct, seeks,
 # numpy's reader); each becomes a ModelFileError.
 READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError,
@@ -96,16 +101,20 @@ def save(model, file, *, optimizer=None):
         old file or the complete new one. A binary file object is written
         from its current position.
     optimizer : object with ``state_dict()``, optional
-        Its state, a flat dict of str keys to arrays (bool, int, unsigned or
-        float) and Python or NumPy numbers, is saved too; read it back with
-        ``load(file, return_optimizer_state=True)``.
+        Its state is saved too; read it back with ``load(file,
+        return_optimizer_state=True)`` and give it to the optimiser's
+        ``load_state_dict``. The state must be a flat dict of printable str
+        keys (1 to 200 characters) to arrays (bool, int, unsigned or
+        float), Python or NumPy numbers and printable str (1 to 200
+        characters), as the ``state_dict()`` of every ``rnncore.optim``
+        optimiser is.
 
     Raises
     ------
     ValueError, TypeError
         The model's parameters were replaced by arrays of the wrong shape or
-        dtype, or the optimiser state holds something else; nothing is
-        written then.
+        dtype, or the optimiser state holds something else (a nested dict,
+        say); nothing is written then.
 
     Notes
     -----
@@ -145,28 +154,41 @@ def _optimizer_state(optimizer):
                         f"{type(state).__name__}")
     out = {}
     for key, value in state.items():
-        if not (isinstance(key, str) and 0 < len(key) <= MAX_KEY_LENGTH
-                and key.isprintable()):
+        if not _is_text(key):
             raise TypeError(f"optimizer state keys must be printable strings of 1 to "
-                            f"{MAX_KEY_LENGTH} characters, got {key!r}")
+                            f"{MAX_TEXT_LENGTH} characters, got {key!r}")
         where = f"optimizer state {key!r}"
-        if isinstance(value, (bool, int, float)):
-            kind = type(value).__name__
-            try:
-                array = np.array(value, dtype=STATE_KINDS[kind])
-            except OverflowError:
-                raise ValueError(f"{where} = {value} does not fit in int64") from None
-        elif isinstance(value, (np.ndarray, np.generic)):
+        # NumPy scalars first: np.float64 is a float, np.str_ a str
+        if isinstance(value, (np.ndarray, np.generic)):
             kind = "array" if isinstance(value, np.ndarray) else "scalar"
             array = np.asarray(value)
             if array.dtype.kind not in STATE_ARRAY_KINDS:
                 raise TypeError(f"{where} must hold bool, integer or float values, "
                                 f"got dtype {array.dtype}")
+        elif isinstance(value, str):
+            if not _is_text(value):
+                raise ValueError(f"{where} must be printable text of 1 to "
+                                 f"{MAX_TEXT_LENGTH} characters, got {value!r:.80}")
+            kind, array = TEXT_KIND, np.frombuffer(value.encode(), dtype=np.uint8)
+        elif isinstance(value, (bool, int, float)):
+            kind = ("bool" if isinstance(value, bool)
+                    else "int" if isinstance(value, int) else "float")
+            try:
+                array = np.array(value, dtype=STATE_KINDS[kind])
+            except OverflowError:
+                raise ValueError(f"{where} = {value} does not fit in int64") from None
         else:
-            raise TypeError(f"{where} must be an array or a number, got "
+            raise TypeError(f"{where} must be an array, a number or a str, got "
                             f"{type(value).__name__}")
         out[key] = kind, array
     return out
+
+
+def _is_text(value):
+    """A printable str of 1 to MAX_TEXT_LENGTH characters (a state key or
+    text value)."""
+    return (isinstance(value, str) and 0 < len(value) <= MAX_TEXT_LENGTH
+            and value.isprintable())
 
 
 def _write_atomically(path, write):
@@ -209,8 +231,11 @@ def load(file, *, return_optimizer_state=False):
         The saved configuration and parameters, bit for bit (NaN and inf
         included); ``model.seed`` is None.
     optimizer_state : dict or None
-        Only with ``return_optimizer_state=True``. Arrays come back as
-        arrays, Python and NumPy numbers as numbers of the same type.
+        Only with ``return_optimizer_state=True``: the saved flat dict, for
+        the optimiser's ``load_state_dict``. Arrays come back as arrays,
+        Python and NumPy numbers as numbers of the same type, text as str.
+        The loader checks how each value is stored, not what it means:
+        ``load_state_dict`` checks that.
 
     Raises
     ------
@@ -415,10 +440,10 @@ def _check_manifest(manifest, fail):
     if manifest is None:
         return None
     if not isinstance(manifest, dict) or not all(
-            isinstance(k, str) and 0 < len(k) <= MAX_KEY_LENGTH
-            and v in ("array", "scalar", *STATE_KINDS) for k, v in manifest.items()):
+            _is_text(k) and v in ("array", "scalar", TEXT_KIND, *STATE_KINDS)
+            for k, v in manifest.items()):
         raise fail("header 'optimizer' must map state keys to 'array', 'scalar', "
-                   "'int', 'float' or 'bool'")
+                   "'int', 'float', 'bool' or 'str'")
     return manifest
 
 
@@ -436,6 +461,14 @@ def _state_value(key, kind, member, fail):
     shape, _, dtype = member
     if kind == "array":
         return lambda arr: arr
+    if kind == TEXT_KIND:
+        # at most 4 UTF-8 bytes a character
+        if (dtype != np.uint8 or len(shape) != 1
+                or not 0 < shape[0] <= 4 * MAX_TEXT_LENGTH):
+            raise fail(f"optimizer state {key!r} (str) must be stored as UTF-8 "
+                       f"(uint8, 1-D, 1 to {4 * MAX_TEXT_LENGTH} bytes), got "
+                       f"{dtype} of shape {shape}")
+        return lambda arr: _text(key, arr, fail)
     if shape != ():
         raise fail(f"optimizer state {key!r} ({kind}) must be stored 0-d, got "
                    f"shape {shape}")
@@ -445,3 +478,15 @@ def _state_value(key, kind, member, fail):
         raise fail(f"optimizer state {key!r} ({kind}) must be stored as "
                    f"{np.dtype(STATE_KINDS[kind])}, got {dtype}")
     return lambda arr: arr.item()
+
+
+def _text(key, arr, fail):
+    """The str stored in ``arr``, held to what :func:`save` allows."""
+    try:
+        value = arr.tobytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise fail(f"optimizer state {key!r} (str) is not UTF-8 text") from None
+    if not _is_text(value):
+        raise fail(f"optimizer state {key!r} (str) must be printable text of 1 to "
+                   f"{MAX_TEXT_LENGTH} characters, got {value!r:.80}")
+    return value

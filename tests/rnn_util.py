@@ -106,6 +106,19 @@ def assert_unchanged(before, after):
             np.testing.assert_array_equal(a, b)
 
 
+def assert_same_state(got, want):
+    """Two flat optimiser states: the same keys in the same order, and values
+    of the same types, equal (arrays: same dtype, shape and bytes)."""
+    assert list(got) == list(want)
+    for key, value in want.items():
+        assert type(got[key]) is type(value), key
+        if isinstance(value, np.ndarray):
+            assert (got[key].dtype, got[key].shape) == (value.dtype, value.shape), key
+            assert got[key].tobytes() == value.tobytes(), key
+        else:
+            assert got[key] == value, key
+
+
 def fortran(a):
     return np.asfortranarray(a)
 

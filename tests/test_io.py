@@ -16,6 +16,7 @@ import pytest
 
 import rnncore
 from rnncore import ModelFileError
+from rnn_util import assert_same_state
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 sys.path.insert(0, str(TOOLS))
@@ -177,23 +178,20 @@ def test_streams_without_seek(rng):
 
 
 def test_optimizer_state_round_trip(rng, tmp_path):
+    """Any flat dict of the kinds save accepts comes back as it was."""
     model = rnncore.RNN(**BASE, seed=4)
     state = {"step": 12, "lr": 0.1, "nesterov": False, "beta": np.float32(0.9),
+             "beta2": np.float64(0.99), "flag": np.bool_(True), "n": np.int16(-3),
+             "name": "Adam", "text": "préférence ✓",
              "m.W_hh_l0": rng.standard_normal((4, 4)),
              "counts": np.arange(3, dtype=np.int32), "mask": np.array([True, False]),
-             "empty": np.zeros((0, 3)), "zero-d": np.array(2.5)}
+             "empty": np.zeros((0, 3)), "zero-d": np.array(2.5),
+             "big-endian": np.arange(4, dtype=">f8")}
     rnncore.save(model, tmp_path / "m.npz", optimizer=Optimizer(state))
     loaded, got = rnncore.load(tmp_path / "m.npz", return_optimizer_state=True)
     assert_same_model(model, loaded)
-    assert list(got) == list(state)
-    for key, value in state.items():
-        assert type(got[key]) is type(value), key
-        if isinstance(value, np.ndarray):
-            assert got[key].dtype == value.dtype and got[key].shape == value.shape
-            assert np.array_equal(got[key], value)
-        else:
-            assert got[key] == value
-    assert got["beta"].dtype == np.float32
+    got["big-endian"] = got["big-endian"].astype(">f8")  # read in native order
+    assert_same_state(got, state)
 
     rnncore.save(model, tmp_path / "plain.npz")
     assert rnncore.load(tmp_path / "plain.npz", return_optimizer_state=True)[1] is None
@@ -204,7 +202,11 @@ def test_optimizer_state_round_trip(rng, tmp_path):
     ({"a": np.array([object()], dtype=object)}, TypeError),
     ({"a": np.array(["text"])}, TypeError),
     ({"a": np.ones(2, np.complex128)}, TypeError),
-    ({"a": "adam"}, TypeError),
+    ({"a": ""}, ValueError),
+    ({"a": "two\nlines"}, ValueError),
+    ({"a": "x" * 201}, ValueError),
+    ({"a": b"adam"}, TypeError),
+    ({"a": (0.9, 0.999)}, TypeError),
     ({"a": None}, TypeError),
     ({1: 2}, TypeError),
     ({"": 2}, TypeError),
@@ -220,6 +222,183 @@ def test_bad_optimizer_state_writes_nothing(tmp_path, state, error):
 def test_optimizer_state_dict_must_be_a_mapping(tmp_path):
     with pytest.raises(TypeError, match="state_dict"):
         rnncore.save(rnncore.RNN(**BASE), tmp_path / "m.npz", optimizer=Optimizer([1]))
+
+
+# ---- real optimisers: save, load, resume -----------------------------------------
+
+OPTIMIZERS = [
+    pytest.param(rnncore.SGD, dict(lr=0.1, momentum=0.9, nesterov=True), id="SGD"),
+    pytest.param(rnncore.Adagrad, dict(lr=0.1, lr_decay=0.01), id="Adagrad"),
+    pytest.param(rnncore.Adam, dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01),
+                 id="Adam"),
+    pytest.param(rnncore.AdamW, dict(lr=0.01), id="AdamW"),
+]
+RESUME_CONFIG = dict(input_size=3, hidden_size=4, output_size=5, num_layers=2,
+                     bidirectional=True)
+
+
+def batches(rng, model, n, T=6, B=3):
+    return [(rng.standard_normal((T, B, model.input_size)).astype(model.dtype),
+             rng.integers(0, model.output_size, (T, B))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cls, kwargs", OPTIMIZERS)
+def test_training_resumes_from_a_file_bit_for_bit(rng, tmp_path, cls, kwargs, dtype):
+    """Train, save model and optimiser, load both into new objects: the
+    original and the copy then take identical steps."""
+    model = rnncore.RNN(**RESUME_CONFIG, dtype=dtype, seed=3)
+    opt = cls(model.params, **kwargs)
+    data = batches(rng, model, 6)
+    for x, targets in data[:3]:
+        opt.step(model.loss_and_grads(x, targets)[1])
+    rnncore.save(model, tmp_path / "m.npz", optimizer=opt)
+
+    model2, state = rnncore.load(tmp_path / "m.npz", return_optimizer_state=True)
+    assert state["optimizer"] == cls.__name__ and state["step"] == 3
+    assert_same_state(state, opt.state_dict())
+    opt2 = cls(model2.params, lr=1.0)  # the other options come from the state
+    opt2.load_state_dict(state)
+    assert opt2.params["W_hy"] is model2.params["W_hy"]
+    at_save = {k: v.copy() for k, v in model.params.items()}
+    for x, targets in data[3:]:
+        _, grads, _ = model.loss_and_grads(x, targets)
+        opt.step(grads)
+        opt2.step(grads)
+    assert_same_model(model, model2)
+    assert_same_state(opt2.state_dict(), opt.state_dict())
+    assert not any(np.array_equal(model.params[k], at_save[k]) for k in at_save)
+
+
+def test_fit_resumes_with_a_loaded_optimiser(rng, tmp_path):
+    """RNN.fit takes the restored optimiser object as it is."""
+    model = rnncore.RNN(**BASE, seed=0)
+    x = rng.standard_normal((5, 8, 3)).astype(np.float32)
+    y = rng.integers(0, 5, (5, 8))
+    opt = rnncore.Adam(model.params, lr=0.01)
+    model.fit(x, y, optimizer=opt, batch_size=4, shuffle=False, progress=False)
+    rnncore.save(model, tmp_path / "m.npz", optimizer=opt)
+    model2, state = rnncore.load(tmp_path / "m.npz", return_optimizer_state=True)
+    opt2 = rnncore.Adam(model2.params)
+    opt2.load_state_dict(state)
+    for m, o in ((model, opt), (model2, opt2)):
+        m.fit(x, y, optimizer=o, batch_size=4, shuffle=False, progress=False)
+    assert opt2.step_count == opt.step_count == 4
+    assert_same_model(model, model2)
+
+
+def adam_file(rng):
+    """Members of a file holding a model and an Adam state after one step."""
+    model = rnncore.RNN(**BASE, seed=0)
+    opt = rnncore.Adam(model.params, lr=0.01)
+    opt.step({k: rng.standard_normal(v.shape).astype(v.dtype)
+              for k, v in model.params.items()})
+    return craft.members(saved(model, optimizer=opt))
+
+
+DROP_MEMBER = "drop the member, keep it in the header"
+
+
+def with_state(items, changes):
+    """``items`` with optimiser-state entries replaced or added (value
+    ``(kind, array or raw .npy bytes)``), removed (None) or DROP_MEMBER."""
+    header = craft.header_of(items)
+    manifest = header["optimizer"]
+    for key, change in changes.items():
+        name = f"optimizer/{key}.npy"
+        items = [(n, b) for n, b in items if n != name]
+        if change is None:
+            del manifest[key]
+        elif change != DROP_MEMBER:
+            manifest[key], value = change
+            items.append((name, value if isinstance(value, bytes)
+                          else craft.npy_bytes(value)))
+    return craft.build_zip(craft.with_header(items, json.dumps(header).encode()))
+
+
+def utf8(text):
+    return np.frombuffer(text, dtype=np.uint8)
+
+
+# (changes, the error, its message): ModelFileError at load, others at
+# load_state_dict
+CORRUPT_STATES = [
+    pytest.param({"state/W_hy/exp_avg": ("array", np.zeros((4, 5), np.float32))},
+                 ValueError, r"'state/W_hy/exp_avg'\] has shape \(4, 5\), but "
+                 r"params\['W_hy'\] has shape \(5, 4\)", id="buffer-shape"),
+    pytest.param({"state/b_y/exp_avg_sq": DROP_MEMBER}, ModelFileError,
+                 "missing members.*state/b_y/exp_avg_sq", id="member-missing"),
+    pytest.param({"state/b_y/exp_avg_sq": None}, ValueError,
+                 r"missing the key\(s\) \['state/b_y/exp_avg_sq'\]",
+                 id="buffer-missing"),
+    pytest.param({"state/b_y/junk": ("array", np.zeros(5, np.float32))}, ValueError,
+                 r"unknown key\(s\) \['state/b_y/junk'\]", id="buffer-unknown"),
+    pytest.param({"state/b_y/exp_avg": ("array", np.zeros(5, np.int32))}, TypeError,
+                 r"'state/b_y/exp_avg'\] must be a float array, got dtype int32",
+                 id="buffer-of-ints"),
+    pytest.param({"state/b_y/exp_avg": ("array", np.zeros(5, np.complex64))},
+                 ModelFileError, "unsupported array", id="buffer-complex"),
+    pytest.param({"state/b_y/exp_avg": ("float", np.float64(0))}, ValueError,
+                 r"'state/b_y/exp_avg'\] has shape \(\)", id="buffer-a-number"),
+    pytest.param({"step": ("float", np.float64(1))}, TypeError,
+                 r"state_dict\['step'\] must be an integer", id="step-float"),
+    pytest.param({"step": ("int", np.int64(-5))}, ValueError,
+                 r"state_dict\['step'\] must be >= 0", id="step-negative"),
+    pytest.param({"lr": ("str", utf8(b"fast"))}, TypeError,
+                 r"state_dict\['lr'\] must be a real number", id="lr-text"),
+    pytest.param({"betas": ("array", np.array([0.9, 0.99, 0.999]))}, TypeError,
+                 "betas must be a pair", id="betas-three"),
+    pytest.param({"betas": ("array", np.array([0.9, 1.5]))}, ValueError,
+                 r"betas\[1\] must be a finite number in \[0, 1\)", id="betas-range"),
+    pytest.param({"eps": None}, ValueError, r"missing the key\(s\) \['eps'\]",
+                 id="option-missing"),
+    pytest.param({"momentum": ("float", np.float64(0.9))}, ValueError,
+                 r"unknown key\(s\) \['momentum'\]", id="option-unknown"),
+    pytest.param({"optimizer": ("str", utf8(b"AdamW"))}, ValueError,
+                 "'AdamW': the state of another optimiser, not of 'Adam'",
+                 id="other-class"),
+    pytest.param({"optimizer": None}, ValueError,
+                 r"missing the key\(s\) \['optimizer'\]", id="class-missing"),
+    pytest.param({"optimizer": ("str", np.float64(1))}, ModelFileError,
+                 r"'optimizer' \(str\) must be stored as UTF-8", id="text-a-number"),
+    pytest.param({"optimizer": ("str", utf8(b"\xffAdam"))}, ModelFileError,
+                 r"'optimizer' \(str\) is not UTF-8", id="text-not-utf8"),
+    pytest.param({"optimizer": ("str", utf8(b"Ad\nam"))}, ModelFileError,
+                 "must be printable text", id="text-not-printable"),
+    pytest.param({"optimizer": ("str", utf8(b"A" * 801))}, ModelFileError,
+                 r"1 to 800 bytes\), got uint8 of shape \(801,\)", id="text-too-long"),
+    pytest.param({"optimizer": ("str", utf8(b"A" * 300))}, ModelFileError,
+                 "printable text of 1 to 200 characters", id="text-300-chars"),
+    pytest.param({"optimizer": ("bytes", utf8(b"Adam"))}, ModelFileError,
+                 "header 'optimizer' must map", id="unknown-kind"),
+    pytest.param({"optimizer": ("str", craft.npy_bytes(
+        np.array(["Adam"], dtype=object), allow_pickle=True))}, ModelFileError,
+        "never unpickled", id="text-pickled"),
+]
+
+
+@pytest.mark.parametrize("changes, error, match", CORRUPT_STATES)
+def test_corrupted_optimizer_state_is_refused(rng, changes, error, match):
+    data = with_state(adam_file(rng), changes)
+    if error is ModelFileError:
+        with pytest.raises(ModelFileError, match=match):
+            load_bytes(data, return_optimizer_state=True)
+        return
+    model, state = load_bytes(data, return_optimizer_state=True)
+    opt = rnncore.Adam(model.params, lr=0.5)
+    before = opt.state_dict()
+    with pytest.raises(error, match=match):
+        opt.load_state_dict(state)
+    assert_same_state(opt.state_dict(), before)
+
+
+def test_the_unchanged_adam_file_loads(rng):
+    """The file the corruptions start from is sound."""
+    model, state = load_bytes(with_state(adam_file(rng), {}),
+                              return_optimizer_state=True)
+    opt = rnncore.Adam(model.params)
+    opt.load_state_dict(state)
+    assert opt.step_count == 1 and opt.lr == 0.01
 
 
 def test_save_needs_a_model(tmp_path):
@@ -590,10 +769,12 @@ def test_optimizer_state_lies():
     retyped = replaced(items, "optimizer/step.npy", craft.npy_bytes(np.float64(1)))
     with pytest.raises(ModelFileError, match="must be stored as int64"):
         load_bytes(craft.build_zip(retyped))
-    header = craft.header_of(items)
-    header["optimizer"]["m"] = "pickle"
-    with pytest.raises(ModelFileError, match="header 'optimizer'"):
-        load_bytes(craft.build_zip(craft.with_header(items, json.dumps(header).encode())))
+    for key, kind in (("m", "pickle"), ("m\nn", "array"), ("", "int")):
+        header = craft.header_of(items)
+        header["optimizer"][key] = kind
+        with pytest.raises(ModelFileError, match="header 'optimizer'"):
+            load_bytes(craft.build_zip(craft.with_header(items,
+                                                         json.dumps(header).encode())))
 
 
 # ---- the fuzzer -------------------------------------------------------------------

@@ -13,7 +13,8 @@ import pytest
 
 import rnncore
 from rnncore import optim
-from rnn_util import assert_close, make_params, readonly, strided
+from rnn_util import (assert_close, assert_same_state, make_params, readonly,
+                       strided)
 
 DTYPES = [np.float32, np.float64]
 N_STEPS = 5
@@ -569,14 +570,26 @@ def test_invalid_grads_change_nothing(rng, cls):
 
 # ---- state_dict ---------------------------------------------------------------
 
-def plain(value):
-    """True when value is built only of dicts, tuples, str, numbers, bools
-    and NumPy arrays."""
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and plain(v) for k, v in value.items())
-    if isinstance(value, tuple):
-        return all(plain(v) for v in value)
-    return isinstance(value, (str, bool, int, float, np.ndarray))
+# the documented flat layout: entries besides the buffers, and the buffers
+STATE_ENTRIES = {
+    "SGD": ["momentum", "dampening", "nesterov", "weight_decay"],
+    "Adagrad": ["lr_decay", "weight_decay", "initial_accumulator_value", "eps"],
+    "Adam": ["betas", "eps", "weight_decay"],
+    "AdamW": ["betas", "eps", "weight_decay"],
+}
+BUFFERS = {"SGD": ["momentum_buffer"], "Adagrad": ["sum"],
+           "Adam": ["exp_avg", "exp_avg_sq"], "AdamW": ["exp_avg", "exp_avg_sq"]}
+
+
+def flat(state):
+    """True when state maps str keys to str, bool, int, float or arrays:
+    what rnncore.save stores."""
+    return all(isinstance(k, str) and isinstance(v, (str, bool, int, float, np.ndarray))
+               for k, v in state.items())
+
+
+def buffers_of(state):
+    return {k: v for k, v in state.items() if k.startswith("state/")}
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -588,27 +601,36 @@ def test_state_dict_round_trip_is_exact(rng, name, cls, ref, kwargs, dtype):
     for grads in grads_seq[:3]:
         opt.step(grads)
     state = opt.state_dict()
-    assert plain(state) and state["optimizer"] == name and state["step"] == 3
+    assert flat(state) and state["optimizer"] == name and state["step"] == 3
+    has_buffers = name != "SGD" or kwargs.get("momentum", 0) != 0
+    want_keys = ["optimizer", "step", "lr", *STATE_ENTRIES[name],
+                 *(f"state/{k}/{b}" for k in params
+                   for b in (BUFFERS[name] if has_buffers else []))]
+    assert sorted(state) == sorted(want_keys)
+    if "betas" in kwargs:
+        assert state["betas"].dtype == np.float64
+        assert state["betas"].tolist() == list(kwargs["betas"])
+    for key, value in buffers_of(state).items():
+        assert value.dtype == dtype and value.shape == params[key.split("/")[1]].shape
     at_save = copy_dict(params)
-    snapshot = {k: {b: a.copy() for b, a in v.items()}
-                for k, v in state["state"].items()}
+    snapshot = copy_dict(buffers_of(state))
     for grads in grads_seq[3:]:
         opt.step(grads)
     # the saved arrays are copies: later steps did not touch them
-    for k, bufs in state["state"].items():
-        for b, a in bufs.items():
-            np.testing.assert_array_equal(a, snapshot[k][b])
+    for k, a in buffers_of(state).items():
+        np.testing.assert_array_equal(a, snapshot[k])
 
     resumed_params = copy_dict(at_save)
     lr = {"lr": 123.0} if cls is optim.SGD else {}
     resumed = cls(resumed_params, **lr)     # other options: restored by load
     resumed.load_state_dict(state)
     assert resumed.lr == opt.lr and resumed.step_count == 3
+    assert_same_state(resumed.state_dict(), state)
     for grads in grads_seq[3:]:
         resumed.step(grads)
     for k in params:
         np.testing.assert_array_equal(resumed_params[k], params[k])
-    assert resumed.state_dict()["options"] == opt.state_dict()["options"]
+    assert_same_state(resumed.state_dict(), opt.state_dict())
 
 
 def test_state_dict_before_any_step_keeps_first_step_semantics(rng):
@@ -636,43 +658,70 @@ def test_load_state_dict_rejects_bad_states_and_changes_nothing(rng):
     before = target.state_dict()
 
     def variant(**changes):
-        state = {**good, **changes}
-        return state
+        return {**good, **changes}
 
-    wrong_shape = {k: dict(v) for k, v in good["state"].items()}
-    wrong_shape["W_hy"]["exp_avg"] = wrong_shape["W_hy"]["exp_avg"].T
-    int_buffer = {k: dict(v) for k, v in good["state"].items()}
-    int_buffer["b_y"]["exp_avg_sq"] = np.zeros(5, int)
-    missing_buffer = {k: dict(v) for k, v in good["state"].items()}
-    del missing_buffer["b_y"]["exp_avg_sq"]
+    def without(*keys):
+        return {k: v for k, v in good.items() if k not in keys}
+
     bad = [
         ([good], TypeError, "state_dict must be a mapping"),
-        ({k: v for k, v in good.items() if k != "step"}, ValueError, "keys"),
-        (variant(optimizer="AdamW"), ValueError, "'AdamW'"),
+        (without("step"), ValueError, r"missing the key\(s\) \['step'\]"),
+        (without("optimizer"), ValueError, r"missing the key\(s\) \['optimizer'\]"),
+        (variant(optimizer="AdamW"), ValueError, "'AdamW'.*not of 'Adam'"),
+        (variant(optimizer=7), ValueError, r"\['optimizer'\] is 7"),
         (variant(step=-1), ValueError, "step"),
         (variant(step=1.5), TypeError, "step"),
-        (variant(options={**good["options"], "lr": -1.0}), ValueError, "lr"),
-        (variant(options={**good["options"], "betas": (0.9, 2.0)}), ValueError,
-         r"betas\[1\]"),
-        (variant(options={**good["options"], "momentum": 0.9}), ValueError,
-         "options"),
-        (variant(options={"lr": 0.1}), ValueError, "options"),
-        (variant(options=[0.1]), TypeError, "options"),
-        (variant(state={k: v for k, v in good["state"].items() if k != "b_y"}),
-         ValueError, "keys"),
-        (variant(state=wrong_shape), ValueError, r"\['W_hy'\]\['exp_avg'\] has shape"),
-        (variant(state=int_buffer), TypeError, r"\['b_y'\]\['exp_avg_sq'\]"),
-        (variant(state=missing_buffer), ValueError, r"\['b_y'\] must have the buffers"),
+        (variant(lr=-1.0), ValueError, "lr"),
+        (variant(lr="fast"), TypeError, "lr"),
+        (variant(betas=np.array([0.9, 2.0])), ValueError, r"betas\[1\]"),
+        (variant(betas=np.array([0.9, 0.99, 0.999])), TypeError, "betas"),
+        (variant(eps=np.nan), ValueError, "eps"),
+        (variant(momentum=0.9), ValueError, r"unknown key\(s\) \['momentum'\]"),
+        (without("eps"), ValueError, r"missing the key\(s\) \['eps'\]"),
+        (without("state/b_y/exp_avg_sq"), ValueError,
+         r"missing the key\(s\) \['state/b_y/exp_avg_sq'\]"),
+        (variant(**{"state/extra/exp_avg": np.zeros(5, np.float32)}), ValueError,
+         r"unknown key\(s\) \['state/extra/exp_avg'\]"),
+        (variant(**{"state/W_hy/exp_avg": good["state/W_hy/exp_avg"].T}), ValueError,
+         r"'state/W_hy/exp_avg'\] has shape"),
+        (variant(**{"state/b_y/exp_avg_sq": np.zeros(5, int)}), TypeError,
+         r"'state/b_y/exp_avg_sq'\] must be a float array"),
+        (variant(**{"state/b_y/exp_avg_sq": None}), TypeError, "state/b_y/exp_avg_sq"),
+        ({**{1: 2}, **good}, ValueError, r"unknown key\(s\) \[1\]"),
     ]
     for state, error, match in bad:
         with pytest.raises(error, match=match):
             target.load_state_dict(state)
-        after = target.state_dict()
-        assert after["options"] == before["options"] and after["step"] == 0
-        for k in after["state"]:
-            for b in after["state"][k]:
-                np.testing.assert_array_equal(after["state"][k][b],
-                                              before["state"][k][b])
+        assert_same_state(target.state_dict(), before)
+
+
+def test_load_state_dict_takes_betas_as_a_pair(rng):
+    """A state written by hand may give betas as a tuple."""
+    params = model_params(rng, np.float64)
+    state = optim.Adam(copy_dict(params), betas=(0.8, 0.9)).state_dict()
+    target = optim.Adam(params)
+    target.load_state_dict({**state, "betas": (0.8, 0.9)})
+    assert target.state_dict()["betas"].tolist() == [0.8, 0.9]
+
+
+def test_state_dict_keys_with_slashes(rng):
+    """Parameter keys holding "/" still get a buffer entry each."""
+    params = {"a": rng.standard_normal(3), "a/sum": rng.standard_normal(2),
+              "state/a": rng.standard_normal(4)}
+    grads = random_grads(rng, params, 3)
+    opt = optim.Adagrad(params, lr=0.1)
+    opt.step(grads[0])
+    state = opt.state_dict()
+    assert sorted(buffers_of(state)) == ["state/a/sum", "state/a/sum/sum",
+                                         "state/state/a/sum"]
+    resumed_params = copy_dict(params)
+    resumed = optim.Adagrad(resumed_params)
+    resumed.load_state_dict(state)
+    for g in grads[1:]:
+        opt.step(g)
+        resumed.step(g)
+    for k in params:
+        np.testing.assert_array_equal(resumed_params[k], params[k])
 
 
 def test_load_state_dict_can_add_a_momentum_buffer(rng):
@@ -685,6 +734,7 @@ def test_load_state_dict_can_add_a_momentum_buffer(rng):
         opt.step(grads)
     b = copy_dict(a)
     resumed = optim.SGD(b, lr=0.1)
+    assert not buffers_of(resumed.state_dict())
     resumed.load_state_dict(opt.state_dict())
     for grads in grads_seq[2:]:
         opt.step(grads)

@@ -2,17 +2,22 @@
 
     python tools/fuzz_loader.py --cases 5000 [--seed 0] [--memory-mb 512]
 
-Valid files of several configurations are truncated, bit-flipped (raw, or
-inside a member with the zip's checksums recomputed), given swapped,
-missing, extra, duplicated or compressed members, lying configurations,
-lying ``.npy`` headers (giant shapes, object and other dtypes), pickled
-object arrays whose unpickling would create a marker file, or replaced by
-random bytes.  Every case must end in one of:
+Valid files of several configurations, most with the state of a real
+optimiser after two steps (SGD with momentum, Adagrad, Adam, AdamW) or a
+generic flat state, are truncated, bit-flipped (raw, or inside a member with
+the zip's checksums recomputed), given swapped, missing, extra, duplicated
+or compressed members, lying configurations, lying ``.npy`` headers (giant
+shapes, object and other dtypes), pickled object arrays whose unpickling
+would create a marker file, or replaced by random bytes.  Every case must
+end in one of:
 
 - ``rnncore.ModelFileError``;
 - a loaded model whose configuration is the one the file declares and whose
   parameters pass the model's own checks and run (a flip inside parameter
-  values, say, is harmless to the loader).
+  values, say, is harmless to the loader); with the state of an rnncore
+  optimiser, a new optimiser of that class over the loaded parameters then
+  either takes the state and steps, or refuses it with ValueError or
+  TypeError ("state refused": a flip inside a state value, say).
 
 Anything else is a failure: another exception, a MemoryError under the
 address-space limit this script sets (an attempt to allocate what the file
@@ -32,20 +37,40 @@ import traceback
 import warnings
 import zipfile
 from collections import Counter
+from functools import partial
 
 import numpy as np
 
 import rnncore
 
-CONFIGS = [  # (constructor kwargs, with optimiser state)
-    (dict(input_size=3, hidden_size=4, output_size=5), False),
+
+class FlatState:
+    """Stands in for any optimiser: a flat state of every kind save takes."""
+
+    def __init__(self, params):
+        self.state = {"step": 3, "lr": 0.01, "nesterov": True, "name": "flat",
+                      "beta": np.float32(0.9), "count": np.int16(2),
+                      **{f"m.{k}": np.full_like(v, 0.5) for k, v in params.items()}}
+
+    def state_dict(self):
+        return self.state
+
+
+CONFIGS = [  # (constructor kwargs, optimiser over the params whose state is saved)
+    (dict(input_size=3, hidden_size=4, output_size=5), None),
     (dict(input_size=2, hidden_size=3, output_size=2, num_layers=2, bidirectional=True,
-          dtype="float64"), False),
+          dtype="float64"), partial(rnncore.Adam, lr=0.01, betas=(0.8, 0.99))),
     (dict(input_size=4, hidden_size=5, output_size=3, num_layers=3,
-          recurrent_init="orthogonal"), True),
-    (dict(input_size=1, hidden_size=1, output_size=1), True),
-    (dict(input_size=8, hidden_size=16, output_size=8, dtype="float64"), False),
+          recurrent_init="orthogonal"),
+     partial(rnncore.SGD, lr=0.1, momentum=0.9, nesterov=True)),
+    (dict(input_size=1, hidden_size=1, output_size=1),
+     partial(rnncore.Adagrad, lr_decay=0.01)),
+    (dict(input_size=8, hidden_size=16, output_size=8, dtype="float64"),
+     partial(rnncore.AdamW, weight_decay=0.1)),
+    (dict(input_size=2, hidden_size=2, output_size=3), FlatState),
 ]
+OPTIMIZERS = {cls.__name__: cls for cls in (rnncore.SGD, rnncore.Adagrad, rnncore.Adam,
+                                            rnncore.AdamW)}
 # values a lying configuration or header takes
 LIES = [0, 1, 2, 3, -1, 7, 2**31 - 1, 2**31, 2**63, 10**12, 10**100, 1.0, 4.5, True,
         False, None, "", "4", "float16", "float64", "float32", "object", "xavier",
@@ -59,22 +84,18 @@ NPY_SHAPES = [(), (0,), (1,), (4,), (4, 4), (3, 4), (4, 3), (5, 8), (-1, 4),
 
 # ---- building files --------------------------------------------------------
 
-class Optimizer:
-    """Stands in for an optimiser: a flat state dict."""
-
-    def __init__(self, model):
-        self.state = {"step": 3, "lr": 0.01, "nesterov": True,
-                      "beta": np.float32(0.9),
-                      **{f"m.{k}": np.full_like(v, 0.5) for k, v in model.params.items()}}
-
-    def state_dict(self):
-        return self.state
-
-
-def valid_file(config, with_optimizer, seed):
+def valid_file(config, make_optimizer, seed):
+    """A model file, with the state of ``make_optimizer(params)`` after two
+    steps of random gradients (if given)."""
     model = rnncore.RNN(**config, seed=seed)
+    opt = None if make_optimizer is None else make_optimizer(model.params)
+    if hasattr(opt, "step"):  # a real optimiser (not FlatState)
+        rng = np.random.default_rng(seed)
+        for _ in range(2):
+            opt.step({k: rng.standard_normal(v.shape).astype(v.dtype)
+                      for k, v in model.params.items()})
     buf = io.BytesIO()
-    rnncore.save(model, buf, optimizer=Optimizer(model) if with_optimizer else None)
+    rnncore.save(model, buf, optimizer=opt)
     return buf.getvalue()
 
 
@@ -286,17 +307,31 @@ def declared_config(data):
     return header_of(members(data))["config"]
 
 
-def check_loaded(model, data):
-    """Why a loaded model is wrong, or None."""
+def check_loaded(loaded, data):
+    """(outcome, why a loaded model or state is wrong or None) of what
+    ``load(..., return_optimizer_state=True)`` returned."""
+    model, state = loaded
     if not isinstance(model, rnncore.RNN):
-        return f"load returned {type(model).__name__}"
+        return "FAILED", f"load returned {type(model).__name__}"
     if model.config != declared_config(data):
-        return f"config {model.config} differs from the file's"
+        return "FAILED", f"config {model.config} differs from the file's"
     model._check_params()
     x = np.zeros((2, 1, model.input_size), model.dtype)
     if model.forward(x).shape != (2, 1, model.output_size):
-        return "forward gave the wrong shape"
-    return None
+        return "FAILED", "forward gave the wrong shape"
+    if not (state is None or isinstance(state, dict)):
+        return "FAILED", f"the optimiser state is a {type(state).__name__}"
+    name = state.get("optimizer") if state else None
+    cls = OPTIMIZERS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        return "loaded", None
+    opt = cls(model.params, lr=0.1)
+    try:
+        opt.load_state_dict(state)
+    except (ValueError, TypeError):
+        return "state refused", None
+    opt.step({k: np.zeros_like(v) for k, v in model.params.items()})
+    return "loaded", None
 
 
 def limit_memory(megabytes):
@@ -314,7 +349,8 @@ def run(cases, seed, memory_mb):
     rng = np.random.default_rng(seed)
     files = [valid_file(cfg, opt, i) for i, (cfg, opt) in enumerate(CONFIGS)]
     for data in files:  # the originals load, and warm up BLAS's buffers
-        assert check_loaded(rnncore.load(io.BytesIO(data)), data) is None
+        loaded = rnncore.load(io.BytesIO(data), return_optimizer_state=True)
+        assert check_loaded(loaded, data) == ("loaded", None)
     limit = limit_memory(memory_mb) if sys.platform.startswith("linux") else None
 
     tmp = tempfile.mkdtemp(prefix="rnncore-fuzz-")
@@ -330,7 +366,8 @@ def run(cases, seed, memory_mb):
         data = mutate(rng, files[i], ctx)
         t0 = time.perf_counter()
         try:
-            problem = check_loaded(rnncore.load(io.BytesIO(data)), data)
+            outcome, problem = check_loaded(
+                rnncore.load(io.BytesIO(data), return_optimizer_state=True), data)
         except rnncore.ModelFileError:
             outcome = "refused"
         except BaseException as exc:  # noqa: BLE001  (MemoryError included)
@@ -339,7 +376,6 @@ def run(cases, seed, memory_mb):
                 traceback.format_exception_only(type(exc), exc)).strip(),
                 traceback.format_exc()))
         else:
-            outcome = "loaded" if problem is None else "FAILED"
             if problem:
                 failures.append((case, mutate.__name__, problem, ""))
         slowest = max(slowest, time.perf_counter() - t0)
@@ -366,16 +402,18 @@ def main(argv=None):
     print(f"rnncore {rnncore.__version__} from {os.path.dirname(rnncore.__file__)}")
     print(f"address-space limit: {limit // 2**20} MiB" if limit else
           "address-space limit: none (not Linux)")
-    print(f"{'mutation':<16}{'cases':>7}{'refused':>9}{'loaded':>8}{'FAILED':>8}")
+    columns = ("refused", "loaded", "state refused", "FAILED")
+    print(f"{'mutation':<16}{'cases':>7}" + "".join(f"{c:>15}" for c in columns))
     for mutate in MUTATIONS:
-        row = [outcomes[mutate.__name__, o] for o in ("refused", "loaded", "FAILED")]
-        print(f"{mutate.__name__:<16}{sum(row):>7}{row[0]:>9}{row[1]:>8}{row[2]:>8}")
+        row = [outcomes[mutate.__name__, c] for c in columns]
+        print(f"{mutate.__name__:<16}{sum(row):>7}" + "".join(f"{n:>15}" for n in row))
     totals = Counter()
     for (_, outcome), n in outcomes.items():
         totals[outcome] += n
     print(f"{args.cases} cases in {elapsed:.1f} s (slowest {1e3 * slowest:.1f} ms): "
           f"{totals['refused']} refused, {totals['loaded']} loaded, "
-          f"{len(failures)} failures")
+          f"{totals['state refused']} loaded with the optimiser state refused by "
+          f"load_state_dict, {len(failures)} failures")
     for case, name, summary, tb in failures[:20]:
         print(f"\ncase {case} ({name}): {summary}\n{tb}")
     return 1 if failures else 0
