@@ -282,3 +282,19 @@ def test_gradients_match_torch_autograd(rng, num_layers, bidirectional, mode, dt
     assert set(torch_grads) == set(grads)
     for name, g in torch_grads.items():
         assert_close(grads[name], g.numpy().astype(np.float64), tol=tol, name=name)
+
+
+def test_inference_memory_does_not_grow_with_sequence_length(rng):
+    import tracemalloc
+
+    T, B, H = 4000, 4, 32
+    model = rnncore.RNN(8, H, 3, num_layers=2, seed=0)
+    x = rng.standard_normal((T, B, 8)).astype(np.float32)
+    model.forward(x[:10], mode="last")  # warm-up
+    tracemalloc.start()
+    logits = model.forward(x, mode="last")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert logits.shape == (B, 3)
+    all_states = T * B * H * 4  # what keeping one layer's activations would take
+    assert peak < all_states / 10, (peak, all_states)

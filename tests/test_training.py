@@ -179,3 +179,20 @@ def test_demo_runs_with_a_tiny_budget(capsys):
                               "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "nats/char" in out and "bigram baseline" in out and "sample:" in out
+
+
+def test_demo_command_runs_as_a_module(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # from an empty directory, as users run it (not from a source tree), with
+    # the rnncore under test first on the path
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(
+        rnncore.__file__)))
+    result = subprocess.run(
+        [sys.executable, "-m", "rnncore", "demo", "--steps", "2", "--hidden", "8",
+         "--batch", "4", "--seq-len", "8", "--sample-length", "10", "--quiet"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "held-out" in result.stdout
