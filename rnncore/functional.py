@@ -15,8 +15,11 @@ import numpy as np
 from rnncore import _recurrence, _softmax, _training
 from rnncore._validation import (
     Arguments,
+    as_array,
+    check_axis,
     check_index,
     check_lengths,
+    check_mode,
     check_targets,
 )
 
@@ -220,10 +223,12 @@ def softmax_cross_entropy(logits, targets, ignore_index=-100):
 
 def _softmax_along(x, axis, log):
     args = Arguments()
-    ndim = np.ndim(x)
+    x = as_array("x", x)
+    ndim = x.ndim
     x = args.floats("x", x, tuple(f"n{i}" for i in range(ndim)))
     if ndim == 0:
         raise ValueError("x must be at least 1-D, got a scalar")
+    axis = check_axis(axis, ndim)
     moved = np.moveaxis(x, axis, -1)
     rows = np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]))
     out = np.empty_like(rows)
@@ -313,8 +318,7 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
         ``params`` not a mapping, non-float arrays, mixed float dtypes,
         non-integer targets, lengths or ignore_index.
     """
-    if mode not in ("seq", "last"):
-        raise ValueError(f"mode must be 'seq' or 'last', got {mode!r}")
+    check_mode(mode)
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping, got {type(params).__name__}")
     missing = [k for k in PARAM_SHAPES if k not in params]
