@@ -1,8 +1,13 @@
 """Helpers shared by the rnncore tests (random problems, comparisons)."""
 
+import os
+import subprocess
+import sys
 import zlib
 
 import numpy as np
+
+import rnncore
 
 PARAM_KEYS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
 
@@ -166,3 +171,15 @@ def padded_mask(T, B, lengths=None):
     if lengths is None:
         return np.zeros((T, B), dtype=bool)
     return np.arange(T)[:, None] >= np.asarray(lengths)[None, :]
+
+
+def run_python(args, cwd, timeout):
+    """Run ``python *args`` in a child process that imports the same rnncore
+    as this one (an installed copy or an in-place build alike); cwd should
+    not hold a source tree.  Returns the CompletedProcess (text output)."""
+    env = dict(os.environ)
+    package_root = os.path.dirname(os.path.dirname(rnncore.__file__))
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
