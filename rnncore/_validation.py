@@ -69,6 +69,8 @@ class Arguments:
         if value is None:
             raise TypeError(f"{name} must be an integer array, got None")
         arr = as_array(name, value)
+        if arr.size == 0 and arr.dtype.kind == "f":
+            arr = arr.astype(np.intp)  # an empty list: no value to check
         if arr.dtype.kind not in "iu":
             raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
         self._bind(name, arr, symbols)

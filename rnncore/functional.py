@@ -7,6 +7,7 @@ Weights use PyTorch's layout: W_xh (H, D), W_hh (H, H), W_hy (C, H).
 Each function validates its arguments here, then runs one compiled kernel
 that releases the GIL for the whole computation.
 """
+import math
 from collections import namedtuple
 from collections.abc import Mapping
 
@@ -61,9 +62,10 @@ def _recurrence_args(args, x, W_xh, W_hh, h0, lengths):
     else:
         lengths = args.ints("lengths", lengths, ("B",))
     args.check_sizes()
+    # np.intp even when empty (B == 0): the kernels take no other dtype
+    lengths = check_lengths(lengths, args.dims["T"])
     padded = None
     if lengths.size:
-        lengths = check_lengths(lengths, args.dims["T"])
         padded = np.arange(args.dims["T"])[:, None] >= lengths[None, :]
         if padded.any():
             # Padding is never read: zeroed here, a NaN there cannot leak
@@ -230,7 +232,9 @@ def _softmax_along(x, axis, log):
         raise ValueError("x must be at least 1-D, got a scalar")
     axis = check_axis(axis, ndim)
     moved = np.moveaxis(x, axis, -1)
-    rows = np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]))
+    # the row count spelled out: reshape(-1, 0) is ambiguous for empty rows
+    rows = np.ascontiguousarray(
+        moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]))
     out = np.empty_like(rows)
     if rows.size:
         _softmax.softmax(rows, out, log)
