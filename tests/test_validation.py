@@ -429,6 +429,32 @@ def test_float64_lists_are_arrays():
                         W_xh=kw["W_xh"].astype(np.float32)))
 
 
+@pytest.mark.parametrize("lengths", [
+    np.zeros(0, np.uint8), np.zeros(0, ">i8"), np.zeros(0, np.int32), [],
+], ids=["uint8", "big-endian", "int32", "empty-list"])
+def test_empty_batch_lengths_of_any_integer_dtype(lengths):
+    """With B == 0 the lengths are an empty array: of any integer dtype, or
+    the float64 array NumPy makes of an empty list."""
+    x, W_xh, W_hh, b_h = np.zeros((2, 0, 1)), np.ones((3, 1)), np.eye(3), np.ones(3)
+    hs = rnncore.rnn_forward(x, W_xh, W_hh, b_h, lengths=lengths)
+    assert hs.shape == (2, 0, 3)
+    g = rnncore.rnn_backward(None, hs, x, W_xh, W_hh, lengths=lengths)
+    assert g.dx.shape == (2, 0, 1) and np.all(g.dW_hh == 0)
+    params = dict(W_xh=W_xh, W_hh=W_hh, b_h=b_h, W_hy=np.ones((2, 3)),
+                  b_y=np.zeros(2))
+    loss, _, h_last = rnncore.loss_and_grads(params, x, [], mode="last",
+                                             lengths=lengths)
+    assert loss == 0.0 and h_last.shape == (0, 3)
+
+
+@pytest.mark.parametrize("fn", [rnncore.softmax, rnncore.log_softmax])
+@pytest.mark.parametrize("shape,axis", [((4, 4, 0), -1), ((3, 0), 1),
+                                        ((0, 2), 0), ((2, 0, 3), 1)])
+def test_softmax_along_an_empty_axis(fn, shape, axis):
+    out = fn(np.zeros(shape, np.float32), axis=axis)
+    assert out.shape == shape and out.dtype == np.float32
+
+
 # ---------------------------------------------------------------------------
 # TypeError: dtypes and None
 # ---------------------------------------------------------------------------
