@@ -30,7 +30,6 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
 
 import rnncore  # noqa: E402
 

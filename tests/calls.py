@@ -248,7 +248,9 @@ def draw_valid(fn, choose, dtype=None, mode=None):
                                    backward=fn == "rnn_backward")
         if fn == "rnn_forward" and choose.boolean():
             # NaN and inf propagate through the recurrence as through the
-            # reference (weights are left finite: see test_properties.py)
+            # reference.  Not through the weights: without h0 the kernel
+            # skips the product with the zero initial state, so a NaN in
+            # W_hh does not reach hs[0] as it does in the reference (0·NaN).
             for name in ("x", "b_h", "h0"):
                 if clean[name] is not None and choose.boolean():
                     clean[name] = _with_non_finite(choose, rng, clean[name])
