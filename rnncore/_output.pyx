@@ -4,6 +4,7 @@ feats (N, H) are the hidden states the layer reads (every step's, or each
 sequence's last), W_hy (C, H), b_y (C,), logits (N, C).
 """
 from libc.string cimport memcpy, memset
+cimport cython
 from cython cimport floating
 
 from rnncore._blas cimport gemm
@@ -44,7 +45,11 @@ cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
 
 
 # ---- Python entry points: arrays already validated, C-contiguous, one dtype.
+# &a[0, ...] is taken only as a data pointer, which zero-size arrays have too:
+# the debug build's bounds checks must not reject it.
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def logits(const floating[:, ::1] feats not None,
            const floating[:, ::1] W_hy not None, const floating[::1] b_y not None,
            floating[:, ::1] out not None):
@@ -54,6 +59,8 @@ def logits(const floating[:, ::1] feats not None,
         logits_core(N, C, H, &feats[0, 0], &W_hy[0, 0], &b_y[0], &out[0, 0])
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def loss_grads(const floating[:, ::1] feats not None,
                const Py_ssize_t[::1] targets not None, Py_ssize_t ignore_index,
                const floating[:, ::1] W_hy not None, const floating[::1] b_y not None,

@@ -9,6 +9,7 @@ Inactive steps output zeros, take no gradient and leave the state frozen, so
 sequence b's final state is hs[lengths[b] - 1, b].
 """
 from libc.string cimport memcpy, memset
+cimport cython
 from cython cimport floating
 
 from rnncore._blas cimport gemm, step_gemm
@@ -162,6 +163,11 @@ cdef void gather_last(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
 # Optional arrays (h0, dh_last, lengths, dx) are passed as empty arrays when
 # absent.
 
+# Entry points take &a[0, ...] only as the data pointer of an array, which
+# zero-size arrays have too (the kernels then read nothing through it):
+# the debug build's bounds checks must not reject that address.
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def forward(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh not None,
             const floating[:, ::1] W_hh not None, const floating[::1] b_h not None,
             const floating[:, ::1] h0 not None, const Py_ssize_t[::1] lengths not None,
@@ -175,6 +181,8 @@ def forward(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
                      &b_h[0], h0_p, len_p, &W_hhT[0, 0], &hs[0, 0, 0])
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def advance(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh not None,
             const floating[:, ::1] W_hh not None, const floating[::1] b_h not None,
             const Py_ssize_t[::1] lengths not None, Py_ssize_t t0,
@@ -188,6 +196,8 @@ def advance(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
                      len_p, t0, &h[0, 0], &W_hhT[0, 0], &out[0, 0, 0])
 
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def backward(floating[:, :, ::1] delta not None,
              const floating[:, ::1] dh_last not None,
              const floating[:, :, ::1] hs not None,

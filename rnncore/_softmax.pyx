@@ -4,6 +4,7 @@ Every row is shifted by its maximum before exp, so any finite logits give a
 finite result; the loss is accumulated in double precision.
 """
 from libc.string cimport memcpy, memset
+cimport cython
 from cython cimport floating
 
 from rnncore._simd cimport softmax_row
@@ -40,6 +41,9 @@ cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, floating *z,
     return loss / valid
 
 
+# No bounds checks on the data-pointer addresses: see _recurrence.pyx.
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def cross_entropy(const floating[:, ::1] logits not None,
                   const Py_ssize_t[::1] targets not None, Py_ssize_t ignore_index,
                   floating[:, ::1] dlogits not None):

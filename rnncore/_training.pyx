@@ -6,6 +6,7 @@ padded steps already set to ignore_index.  mode "last": logits from each
 sequence's final state (B rows), targets (B,).
 """
 from libc.string cimport memset
+cimport cython
 from cython cimport floating
 
 from rnncore._output cimport loss_grads_core
@@ -40,6 +41,9 @@ cdef double train_step_core(
     return loss
 
 
+# No bounds checks on the data-pointer addresses: see _recurrence.pyx.
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def train_step(bint seq, const floating[:, :, ::1] x not None,
                const Py_ssize_t[::1] targets not None, Py_ssize_t ignore_index,
                const floating[:, ::1] W_xh not None,

@@ -12,6 +12,25 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 BLAS_INT_MAX = 2**31 - 1  # scipy.linalg.cython_blas takes 32-bit ints
+INDEX_MIN, INDEX_MAX = int(np.iinfo(np.intp).min), int(np.iinfo(np.intp).max)
+
+
+def as_array(name, value):
+    """np.asarray(value), with any failure naming the argument.
+
+    Masked arrays are refused: np.asarray would drop the mask and the masked
+    entries would silently take part in the computation.
+    """
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} must not be a masked array (its mask would be ignored); "
+            f"pass np.ma.filled({name}) or drop the masked entries"
+        )
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        kind = ValueError if isinstance(exc, ValueError) else TypeError
+        raise kind(f"{name} could not be converted to an array: {exc}") from exc
 
 
 class Arguments:
@@ -34,7 +53,7 @@ class Arguments:
         """A float array of shape `symbols`, as a C-contiguous array."""
         if value is None:
             raise TypeError(f"{name} must be a float32 or float64 array, got None")
-        arr = np.asarray(value)
+        arr = as_array(name, value)
         if arr.dtype.kind == "f" and not arr.dtype.isnative:
             arr = arr.astype(arr.dtype.newbyteorder("="))
         if arr.dtype not in FLOAT_DTYPES:
@@ -56,7 +75,9 @@ class Arguments:
         (range checks are the caller's)."""
         if value is None:
             raise TypeError(f"{name} must be an integer array, got None")
-        arr = np.asarray(value)
+        arr = as_array(name, value)
+        if arr.size == 0 and arr.dtype.kind == "f":
+            arr = arr.astype(np.intp)  # an empty list: no value to check
         if arr.dtype.kind not in "iu":
             raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
         self._bind(name, arr, symbols)
@@ -73,6 +94,7 @@ class Arguments:
             if sym not in self.dims:
                 self.dims[sym] = size
                 self._dim_source[sym] = f"{name}.shape[{axis}]"
+                self._check_limit(sym)
             elif self.dims[sym] != size:
                 raise ValueError(
                     f"{name} must have shape {expected} with {sym} = {self.dims[sym]} "
@@ -81,10 +103,31 @@ class Arguments:
 
     def empty(self, *shape):
         """A new C-contiguous array of the call's dtype."""
+        dims = ", ".join(f"{sym} = {size} (from {self._dim_source[sym]})"
+                         for sym, size in self.dims.items())
+        check_nbytes(f"the dimensions {dims}", shape, self.dtype)
         return np.empty(shape, dtype=self.dtype)
 
+    def _check_limit(self, sym):
+        """Every BLAS dimension, and the T * B rows of the time-batched
+        products, must fit a 32-bit int.  Checked as soon as a dimension is
+        bound, so that an argument is never copied for a call that fails."""
+        dims, source = self.dims, self._dim_source
+        if sym in ("B", "D", "H", "C", "N") and dims[sym] > BLAS_INT_MAX:
+            raise ValueError(
+                f"{source[sym]} ({sym} = {dims[sym]}) exceeds the "
+                f"BLAS integer limit {BLAS_INT_MAX}"
+            )
+        if sym in ("T", "B") and "T" in dims and "B" in dims:
+            rows = dims["T"] * dims["B"]
+            if rows > BLAS_INT_MAX:
+                raise ValueError(
+                    f"T * B = {rows} rows (T from {source['T']}, B from "
+                    f"{source['B']}) exceeds the BLAS integer limit {BLAS_INT_MAX}"
+                )
+
     def check_sizes(self):
-        """T >= 1, C >= 1, and every BLAS dimension fits a 32-bit int."""
+        """T >= 1 and C >= 1 (the BLAS limits are checked on binding)."""
         dims = self.dims
         if dims.get("T", 1) < 1:
             raise ValueError(
@@ -94,24 +137,48 @@ class Arguments:
             raise ValueError(
                 f"{self._dim_source['C']} (C, the number of classes) must be >= 1"
             )
-        rows = dims.get("T", 1) * dims.get("B", 1)
-        if rows > BLAS_INT_MAX:
-            raise ValueError(
-                f"T * B = {rows} rows exceeds the BLAS integer limit {BLAS_INT_MAX}"
-            )
-        for sym in ("B", "D", "H", "C", "N"):
-            if dims.get(sym, 0) > BLAS_INT_MAX:
-                raise ValueError(
-                    f"{self._dim_source[sym]} ({sym} = {dims[sym]}) exceeds the "
-                    f"BLAS integer limit {BLAS_INT_MAX}"
-                )
+
+
+def check_nbytes(what, shape, dtype):
+    """Refuses an array larger than the address space before NumPy is asked
+    for it; one that merely exceeds the memory raises NumPy's MemoryError.
+    (Inputs need no such check: NumPy never creates an array, nor a view,
+    beyond the address space, so their copies at most run out of memory.)"""
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > INDEX_MAX:
+        raise ValueError(
+            f"{what} would need an array of shape {shape} and dtype {dtype}: "
+            f"{nbytes} bytes, more than the address space"
+        )
 
 
 def check_index(name, value):
-    """A Python or NumPy integer (not bool)."""
+    """A Python or NumPy integer (not bool) that fits the kernels' Py_ssize_t."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    return int(value)
+    value = int(value)
+    if not INDEX_MIN <= value <= INDEX_MAX:
+        raise ValueError(
+            f"{name} must lie in [{INDEX_MIN}, {INDEX_MAX}], got {value}"
+        )
+    return value
+
+
+def check_axis(axis, ndim):
+    """axis as an index into the ndim axes of x, in [0, ndim)."""
+    axis = check_index("axis", axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"axis {axis} is out of bounds for x with {ndim} dimension(s)"
+        )
+    return axis % ndim
+
+
+def check_mode(mode):
+    """The loss mode of loss_and_grads: "seq" or "last"."""
+    if not isinstance(mode, str) or mode not in ("seq", "last"):
+        raise ValueError(f"mode must be 'seq' or 'last', got {mode!r}")
+    return mode
 
 
 def check_lengths(lengths, T):

@@ -7,6 +7,7 @@ Weights use PyTorch's layout: W_xh (H, D), W_hh (H, H), W_hy (C, H).
 Each function validates its arguments here, then runs one compiled kernel
 that releases the GIL for the whole computation.
 """
+import math
 from collections import namedtuple
 from collections.abc import Mapping
 
@@ -15,8 +16,11 @@ import numpy as np
 from rnncore import _recurrence, _softmax, _training
 from rnncore._validation import (
     Arguments,
+    as_array,
+    check_axis,
     check_index,
     check_lengths,
+    check_mode,
     check_targets,
 )
 
@@ -58,9 +62,10 @@ def _recurrence_args(args, x, W_xh, W_hh, h0, lengths):
     else:
         lengths = args.ints("lengths", lengths, ("B",))
     args.check_sizes()
+    # np.intp even when empty (B == 0): the kernels take no other dtype
+    lengths = check_lengths(lengths, args.dims["T"])
     padded = None
     if lengths.size:
-        lengths = check_lengths(lengths, args.dims["T"])
         padded = np.arange(args.dims["T"])[:, None] >= lengths[None, :]
         if padded.any():
             # Padding is never read: zeroed here, a NaN there cannot leak
@@ -220,12 +225,16 @@ def softmax_cross_entropy(logits, targets, ignore_index=-100):
 
 def _softmax_along(x, axis, log):
     args = Arguments()
-    ndim = np.ndim(x)
+    x = as_array("x", x)
+    ndim = x.ndim
     x = args.floats("x", x, tuple(f"n{i}" for i in range(ndim)))
     if ndim == 0:
         raise ValueError("x must be at least 1-D, got a scalar")
+    axis = check_axis(axis, ndim)
     moved = np.moveaxis(x, axis, -1)
-    rows = np.ascontiguousarray(moved.reshape(-1, moved.shape[-1]))
+    # the row count spelled out: reshape(-1, 0) is ambiguous for empty rows
+    rows = np.ascontiguousarray(
+        moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]))
     out = np.empty_like(rows)
     if rows.size:
         _softmax.softmax(rows, out, log)
@@ -313,8 +322,7 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
         ``params`` not a mapping, non-float arrays, mixed float dtypes,
         non-integer targets, lengths or ignore_index.
     """
-    if mode not in ("seq", "last"):
-        raise ValueError(f"mode must be 'seq' or 'last', got {mode!r}")
+    check_mode(mode)
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping, got {type(params).__name__}")
     missing = [k for k in PARAM_SHAPES if k not in params]

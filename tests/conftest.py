@@ -17,6 +17,19 @@ if _HERE not in sys.path:
 
 import rnn_util  # noqa: E402
 
+try:
+    from hypothesis import settings
+except ImportError:  # the property tests are then skipped
+    pass
+else:
+    # "dev" (the default) keeps a plain `pytest` run fast; CI sets
+    # HYPOTHESIS_PROFILE=ci for more examples.  No deadline: a shared
+    # machine's timing varies, and no test here is about speed.
+    settings.register_profile("dev", max_examples=40, deadline=None)
+    settings.register_profile("ci", max_examples=300, deadline=None,
+                              print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
 
 @pytest.fixture
 def rng(request):

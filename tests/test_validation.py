@@ -2,13 +2,12 @@
 
 import re
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 import rnncore
-from rnn_util import PARAM_KEYS, make_params
+from rnn_util import PARAM_KEYS, make_params, run_python
 
 T, B, D, H, C = 4, 3, 2, 5, 6
 
@@ -320,6 +319,142 @@ def test_softmax_value_errors(fn):
         fn(np.zeros((2, 3)), axis=-3)
 
 
+@pytest.mark.parametrize("fn", [rnncore.softmax, rnncore.log_softmax])
+@pytest.mark.parametrize("axis,exc", [
+    (2, ValueError), (-3, ValueError), (2**70, ValueError), (1.0, TypeError),
+    (None, TypeError), ("0", TypeError), (True, TypeError), ((0,), TypeError),
+])
+def test_softmax_bad_axis(fn, axis, exc):
+    with pytest.raises(exc, match=name("axis")):
+        fn(np.zeros((2, 3)), axis=axis)
+
+
+@pytest.mark.parametrize("value,exc", [
+    (2**63, ValueError), (-2**63 - 1, ValueError), (2**70, ValueError),
+    (np.uint64(2**64 - 1), ValueError), (1.0, TypeError),
+    (float("nan"), TypeError), ("-100", TypeError), (None, TypeError),
+    (True, TypeError), (np.array([-100]), TypeError),
+])
+def test_bad_ignore_index(value, exc):
+    """Out of the kernels' integer range is a ValueError, not OverflowError."""
+    with pytest.raises(exc, match=name("ignore_index")):
+        call_ce(**ce_args(), ignore_index=value)
+    with pytest.raises(exc, match=name("ignore_index")):
+        call_lag(**lag_args("last"), ignore_index=value)
+
+
+def test_extreme_ignore_index_accepted():
+    kw = ce_args()
+    for value in (2**63 - 1, -2**63, np.int64(-2**63)):
+        loss, _ = call_ce(**kw, ignore_index=value)
+        assert np.isfinite(loss)
+
+
+@pytest.mark.parametrize("mode", [None, 1, b"seq", np.array("seq"),
+                                  np.array(["seq", "last"]), ["seq"]])
+def test_mode_must_be_a_string(mode):
+    kw = lag_args("seq")
+    kw["mode"] = mode
+    with pytest.raises(ValueError, match=name("mode")):
+        call_lag(**kw)
+
+
+RAGGED = [[1.0, 2.0], [3.0]]
+
+
+@pytest.mark.parametrize("arg", ["x", "W_xh", "W_hh", "b_h", "h0", "lengths"])
+def test_forward_unconvertible_argument(arg):
+    kw = fwd_args()
+    kw[arg] = RAGGED
+    with pytest.raises(ValueError, match=name(arg)):
+        call_fwd(**kw)
+
+
+@pytest.mark.parametrize("arg", ["dhs", "hs", "dh_last"])
+def test_backward_unconvertible_argument(arg):
+    kw = bwd_args()
+    kw[arg] = RAGGED
+    with pytest.raises(ValueError, match=name(arg)):
+        call_bwd(**kw)
+
+
+@pytest.mark.parametrize("arg", ["targets", "W_hy"])
+def test_loss_and_grads_unconvertible_argument(arg):
+    kw = lag_args()
+    if arg in PARAM_KEYS:
+        kw["params"][arg] = RAGGED
+    else:
+        kw[arg] = RAGGED
+    with pytest.raises(ValueError, match=name(arg)):
+        call_lag(**kw)
+
+
+def test_softmax_and_cross_entropy_unconvertible_argument():
+    for fn in (rnncore.softmax, rnncore.log_softmax):
+        with pytest.raises(ValueError, match=name("x")):
+            fn(RAGGED)
+    with pytest.raises(ValueError, match=name("logits")):
+        rnncore.softmax_cross_entropy(RAGGED, [0, 0])
+    with pytest.raises(ValueError, match=name("targets")):
+        rnncore.softmax_cross_entropy(np.zeros((2, 3)), RAGGED)
+
+
+def test_masked_arrays_are_refused():
+    """np.asarray would drop the mask and compute with the masked values."""
+    masked = np.ma.masked_array(np.ones((2, 3)), mask=[[0, 1, 0]] * 2)
+    for fn in (rnncore.softmax, rnncore.log_softmax):
+        with pytest.raises(TypeError, match=name("x")):
+            fn(masked)
+    with pytest.raises(TypeError, match=name("logits")):
+        rnncore.softmax_cross_entropy(masked, np.zeros(2, np.int64))
+    kw = fwd_args()
+    kw["x"] = np.ma.masked_array(kw["x"])
+    with pytest.raises(TypeError, match=name("x")):
+        call_fwd(**kw)
+    kw = lag_args()
+    kw["targets"] = np.ma.masked_array(kw["targets"])
+    with pytest.raises(TypeError, match=name("targets")):
+        call_lag(**kw)
+
+
+def test_float64_lists_are_arrays():
+    """Array-likes are accepted as NumPy converts them (nested lists of
+    Python floats are float64)."""
+    kw = fwd_args()
+    want = call_fwd(**kw)
+    got = call_fwd(**{k: v.tolist() for k, v in kw.items()})
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(TypeError, match=name("x", "W_xh")):
+        call_fwd(**dict(kw, x=kw["x"].astype(np.float32).tolist(),
+                        W_xh=kw["W_xh"].astype(np.float32)))
+
+
+@pytest.mark.parametrize("lengths", [
+    np.zeros(0, np.uint8), np.zeros(0, ">i8"), np.zeros(0, np.int32), [],
+], ids=["uint8", "big-endian", "int32", "empty-list"])
+def test_empty_batch_lengths_of_any_integer_dtype(lengths):
+    """With B == 0 the lengths are an empty array: of any integer dtype, or
+    the float64 array NumPy makes of an empty list."""
+    x, W_xh, W_hh, b_h = np.zeros((2, 0, 1)), np.ones((3, 1)), np.eye(3), np.ones(3)
+    hs = rnncore.rnn_forward(x, W_xh, W_hh, b_h, lengths=lengths)
+    assert hs.shape == (2, 0, 3)
+    g = rnncore.rnn_backward(None, hs, x, W_xh, W_hh, lengths=lengths)
+    assert g.dx.shape == (2, 0, 1) and np.all(g.dW_hh == 0)
+    params = dict(W_xh=W_xh, W_hh=W_hh, b_h=b_h, W_hy=np.ones((2, 3)),
+                  b_y=np.zeros(2))
+    loss, _, h_last = rnncore.loss_and_grads(params, x, [], mode="last",
+                                             lengths=lengths)
+    assert loss == 0.0 and h_last.shape == (0, 3)
+
+
+@pytest.mark.parametrize("fn", [rnncore.softmax, rnncore.log_softmax])
+@pytest.mark.parametrize("shape,axis", [((4, 4, 0), -1), ((3, 0), 1),
+                                        ((0, 2), 0), ((2, 0, 3), 1)])
+def test_softmax_along_an_empty_axis(fn, shape, axis):
+    out = fn(np.zeros(shape, np.float32), axis=axis)
+    assert out.shape == shape and out.dtype == np.float32
+
+
 # ---------------------------------------------------------------------------
 # TypeError: dtypes and None
 # ---------------------------------------------------------------------------
@@ -596,11 +731,7 @@ HUGE_CASES = {
 def test_huge_dims_fail_cleanly(case, tmp_path):
     code = _HUGE_PRELUDE.replace("CALL", HUGE_CASES[case])
     try:
-        # run from an empty directory so that the installed package is
-        # imported, never a source tree sitting in the working directory
-        proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
-                              capture_output=True, text=True,
-                              timeout=HUGE_TIMEOUT)
+        proc = run_python(["-c", code], cwd=tmp_path, timeout=HUGE_TIMEOUT)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{case}: no ValueError/MemoryError within "
                     f"{HUGE_TIMEOUT} s (computing over the broadcast view?)")
@@ -608,3 +739,106 @@ def test_huge_dims_fail_cleanly(case, tmp_path):
         f"{case}: child process died with return code {proc.returncode}\n"
         f"{proc.stderr[-2000:]}")
     assert proc.stdout.startswith("RAISED"), (proc.stdout, proc.stderr[-2000:])
+
+
+def zeros_view(shape, dtype=np.float64):
+    """A read-only array of zeros of any shape, in one element of memory."""
+    return np.broadcast_to(np.zeros((), dtype), shape)
+
+
+@huge
+@pytest.mark.parametrize("call", [
+    # D = 2**36: a contiguous copy of x would need 512 GiB
+    lambda: rnncore.rnn_forward(zeros_view((1, 1, 2**36)),
+                                zeros_view((1, 2**36)), np.zeros((1, 1)),
+                                np.zeros(1)),
+    lambda: rnncore.rnn_backward(None, np.zeros((1, 1, 1)),
+                                 zeros_view((1, 1, 2**36)),
+                                 zeros_view((1, 2**36)), np.zeros((1, 1))),
+    # T * B = 2**32 rows, with D = H = 0 so that only the count is wrong
+    lambda: rnncore.rnn_forward(zeros_view((2**16, 2**16, 0)),
+                                np.zeros((0, 0)), np.zeros((0, 0)),
+                                np.zeros(0)),
+    lambda: rnncore.loss_and_grads(
+        dict(W_xh=np.zeros((1, 0)), W_hh=np.zeros((1, 1)), b_h=np.zeros(1),
+             W_hy=np.zeros((2, 1)), b_y=np.zeros(2)),
+        zeros_view((2**16, 2**16, 0)), zeros_view((2**16,), np.int64),
+        mode="last"),
+    # C = 2**36 classes: a copy of the logits would need 256 GiB
+    lambda: rnncore.softmax_cross_entropy(zeros_view((1, 2**36), np.float32),
+                                          np.zeros(1, np.int64)),
+], ids=["forward-D", "backward-D", "forward-TB", "loss_and_grads-TB",
+        "cross_entropy-C"])
+def test_blas_limits_fail_before_copying(call):
+    """Dimensions beyond BLAS's 32-bit integers are a ValueError raised when
+    the dimension is first seen, before any argument is copied (copying
+    first would end in a MemoryError here, or in gigabytes of copying)."""
+    with pytest.raises(ValueError, match="BLAS integer limit"):
+        call()
+
+
+def test_arrays_beyond_the_address_space_are_refused():
+    """A new array whose size in bytes overflows the index type raises a
+    ValueError naming the dimensions, not NumPy's anonymous one (reached in
+    practice only through inputs that are themselves too big to copy, so
+    tested on the allocation helper itself)."""
+    from rnncore._validation import BLAS_INT_MAX, Arguments
+    args = Arguments()
+    # T * B and H at the BLAS limit: (T, B, H) would need 2**65 bytes
+    args.floats("x", np.zeros((BLAS_INT_MAX, 1, 0)), ("T", "B", "D"))
+    args.ints("h", zeros_view((BLAS_INT_MAX,), np.intp), ("H",))
+    with pytest.raises(ValueError, match=r"T = 2147483647 \(from x\.shape\[0\]\)"):
+        args.empty(*(args.dims[s] for s in "TBH"))
+
+
+# After a MemoryError (the output or workspace of a valid call does not fit
+# in memory: 8 TiB here) the process goes on working.  Run in a child so the
+# attempt cannot disturb this process.
+_RECOVERY = """
+import numpy as np
+import rnncore
+rng = np.random.default_rng(0)
+H, C = 2**10, 3
+big_x = np.broadcast_to(np.zeros((), np.float32), (2**24, 64, 0))
+w = dict(W_xh=np.zeros((H, 0), np.float32), W_hh=np.zeros((H, H), np.float32),
+         b_h=np.zeros(H, np.float32), W_hy=np.zeros((C, H), np.float32),
+         b_y=np.zeros(C, np.float32))
+calls = {
+    "rnn_forward": lambda: rnncore.rnn_forward(big_x, w["W_xh"], w["W_hh"],
+                                               w["b_h"]),
+    "loss_and_grads": lambda: rnncore.loss_and_grads(
+        w, big_x, np.zeros(64, np.int64), mode="last"),
+}
+for label, call in calls.items():
+    try:
+        call()
+    except MemoryError:
+        print("MemoryError", label)
+x = rng.standard_normal((3, 2, 4))
+params = dict(W_xh=rng.standard_normal((5, 4)), W_hh=0.3 * np.eye(5),
+              b_h=np.zeros(5), W_hy=rng.standard_normal((3, 5)), b_y=np.zeros(3))
+loss, grads, h_last = rnncore.loss_and_grads(params, x, np.zeros((3, 2), int))
+hs = rnncore.rnn_forward(x, params["W_xh"], params["W_hh"], params["b_h"])
+np.save("result.npy", np.concatenate([[loss], h_last.ravel(), hs.ravel()]))
+print("done")
+"""
+
+
+@huge
+def test_usable_after_memory_error(tmp_path):
+    import reference as ref
+    proc = run_python(["-c", _RECOVERY], cwd=tmp_path, timeout=HUGE_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\n")[:3] == [
+        "MemoryError rnn_forward", "MemoryError loss_and_grads", "done"], (
+        proc.stdout, proc.stderr[-2000:])
+    got = np.load(tmp_path / "result.npy")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 4))
+    params = dict(W_xh=rng.standard_normal((5, 4)), W_hh=0.3 * np.eye(5),
+                  b_h=np.zeros(5), W_hy=rng.standard_normal((3, 5)),
+                  b_y=np.zeros(3))
+    loss, _, h_last, extra = ref.loss_and_grads(params, x, np.zeros((3, 2), int))
+    np.testing.assert_allclose(
+        got, np.concatenate([[loss], h_last.ravel(), extra["hs"].ravel()]),
+        rtol=1e-12, atol=1e-12)
