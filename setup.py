@@ -58,7 +58,9 @@ class BuildExt(build_ext):
             with open(src, "w") as f:
                 f.write("int main(void) { return 0; }\n")
             try:
-                self.compiler.compile([src], output_dir=tmp, extra_postargs=[flag, "-Werror"])
+                self.compiler.compile(
+                    [src], output_dir=tmp, extra_postargs=[flag, "-Werror"]
+                )
             except CompileError:
                 return False
         return True

@@ -14,7 +14,7 @@ except ImportError as exc:  # pragma: no cover
         "from another directory, or use the `rnncore` command."
     ) from exc
 
-from rnncore.functional import (  # noqa: E402
+from rnncore.functional import (
     RNNGrads,
     log_softmax,
     loss_and_grads,

@@ -336,7 +336,7 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
     targets = args.ints("targets", targets, ("T", "B") if seq else ("B",))
     ignore_index = check_index("ignore_index", ignore_index)
     args.check_sizes()
-    T, B, D, H, C = (args.dims[s] for s in "TBDHC")
+    T, B, H, C = (args.dims[s] for s in "TBHC")
     targets = check_targets(targets, C, ignore_index)
     if seq and padded is not None:
         targets = np.where(padded.reshape(-1), ignore_index, targets)
