@@ -14,6 +14,8 @@ except ImportError as exc:  # pragma: no cover
         "from another directory, or use the `rnncore` command."
     ) from exc
 
+from rnncore._config import show_config
+from rnncore._threads import threads
 from rnncore.functional import (
     RNNGrads,
     log_softmax,
@@ -33,4 +35,6 @@ __all__ = [
     "softmax",
     "log_softmax",
     "loss_and_grads",
+    "show_config",
+    "threads",
 ]
