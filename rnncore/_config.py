@@ -2,6 +2,7 @@
 
 import os
 import platform
+from typing import Any, Literal
 
 import numpy as np
 import scipy
@@ -17,7 +18,7 @@ POOL_FIELDS = (
 )
 
 
-def _scipy_build_blas():
+def _scipy_build_blas() -> dict[str, Any]:
     """Name and version of the BLAS SciPy was built with, from SciPy's own
     build record."""
     try:
@@ -28,7 +29,7 @@ def _scipy_build_blas():
             "version": blas.get("version", "unknown")}
 
 
-def _in_scipy(path):
+def _in_scipy(path: str) -> bool:
     """Whether a loaded library lies in SciPy's package folder or in the
     folder its wheels keep their shared libraries in (scipy.libs)."""
     root = os.path.normcase(os.path.realpath(os.path.dirname(scipy.__file__)))
@@ -36,7 +37,7 @@ def _in_scipy(path):
     return path.startswith((root + os.sep, root + ".libs" + os.sep))
 
 
-def _scipy_blas_pool(pools):
+def _scipy_blas_pool(pools: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The thread pool of the BLAS behind scipy.linalg.cython_blas, which
     rnncore calls: NumPy may load a BLAS of its own, so it is told apart by
     where it lies; failing that, the only BLAS loaded; else None."""
@@ -47,7 +48,7 @@ def _scipy_blas_pool(pools):
     return blas[0] if len(blas) == 1 else None
 
 
-def _blas_section():
+def _blas_section() -> dict[str, Any]:
     section = _scipy_build_blas()
     try:
         from threadpoolctl import threadpool_info
@@ -62,7 +63,9 @@ def _blas_section():
     return section
 
 
-def show_config(mode="stdout"):
+def show_config(
+    mode: Literal["stdout", "dicts"] = "stdout",
+) -> dict[str, dict[str, Any]] | None:
     """Show the versions, the BLAS and the SIMD kernels rnncore runs with.
 
     Parameters

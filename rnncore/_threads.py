@@ -1,12 +1,13 @@
 """rnncore.threads: how many threads BLAS may use inside a with block."""
 
 import contextlib
+from collections.abc import Iterator
 
 from rnncore._validation import check_index
 
 
 @contextlib.contextmanager
-def threads(n):
+def threads(n: int) -> Iterator[None]:
     """Limit every BLAS in the process to ``n`` threads inside a with block.
 
     rnncore's matrix products run on SciPy's BLAS (OpenBLAS in SciPy's
