@@ -4,6 +4,7 @@ checked by mypy.stubtest against the rnncore that the tests import."""
 import pathlib
 import subprocess
 import sys
+import sysconfig
 
 import pytest
 
@@ -36,14 +37,18 @@ def stubtest(tmp_path, modules, allowlist):
     (tmp_path / "allowlist.txt").write_text(allowlist)
     (tmp_path / "mypy.ini").write_text(
         MYPY_CONFIG.format(cache=tmp_path / "mypy_cache"))
-    # Run next to the rnncore that the tests import (the installed wheel or
-    # an in-place build), so that mypy reads its stubs and stubtest imports it.
+    # mypy must read the stubs of the rnncore that the tests import: an
+    # installed one it finds in site-packages (py.typed) from any folder, an
+    # in-place build from its source tree's root.
     where = pathlib.Path(rnncore.__file__).resolve().parent.parent
+    installed = {pathlib.Path(sysconfig.get_path(k)).resolve()
+                 for k in ("purelib", "platlib")}
     proc = subprocess.run(
         [sys.executable, "-m", "mypy.stubtest", *modules,
          "--mypy-config-file", str(tmp_path / "mypy.ini"),
          "--allowlist", str(tmp_path / "allowlist.txt")],
-        cwd=where, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path if where in installed else where,
+        capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
