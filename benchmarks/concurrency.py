@@ -3,11 +3,15 @@
 Each rnncore call releases the GIL, so the threads of a pipeline run their
 calls in parallel; each call's GEMMs may in turn use several BLAS threads.
 This script runs k Python threads that each call ``rnncore.loss_and_grads``
-(or ``rnncore.rnn_forward``) in a loop, with the BLAS thread pools as they
-are by default and with BLAS limited to one thread, and prints the total
-throughput (calls per second over all threads).
+(or ``rnncore.rnn_forward``) in a loop and prints the total throughput
+(calls per second over all threads) in three settings:
 
-    python benchmarks/concurrency.py                  # both shapes, 1/2/4 threads
+- ``default``: the BLAS thread pools as they are by default;
+- ``serialized``: the default BLAS threads, but one rnncore call at a time
+  (a lock around each call): what a library-side lock would give;
+- ``blas1``: BLAS limited to one thread (``rnncore.threads(1)``).
+
+    python benchmarks/concurrency.py                  # all shapes, 1/2/4 threads
     python benchmarks/concurrency.py --op forward --threads 1 2
 
 Needs threadpoolctl. The numbers are wall-clock throughput on a shared
@@ -25,6 +29,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import rnncore
 
 SHAPES = {  # T, B, D, H, C
+    "tiny": (25, 1, 65, 100, 65),
     "small": (50, 32, 64, 128, 64),
     "medium": (100, 64, 128, 256, 128),
 }
@@ -70,19 +75,29 @@ def throughput(call, n_threads, seconds):
     return sum(counts) / (time.perf_counter() - t0)
 
 
+SETTINGS = ("default", "serialized", "blas1")
+
+
 def measure(op, shape, dtype, thread_counts, seconds, repeats):
+    """[(shape, k, {setting: calls per second})], median of `repeats`."""
     call = make_call(op, *make_problem(*SHAPES[shape], dtype))
     call()  # warm-up
+    lock = threading.Lock()
+
+    def serialized():
+        with lock:
+            call()
+
     rows = []
     for k in thread_counts:
-        # Interleave the two settings so that machine noise hits both alike.
-        samples = {"default": [], "blas1": []}
+        # Interleave the settings so that machine noise hits all alike.
+        samples = {name: [] for name in SETTINGS}
         for _ in range(repeats):
             samples["default"].append(throughput(call, k, seconds))
+            samples["serialized"].append(throughput(serialized, k, seconds))
             with threadpool_limits(1, user_api="blas"):
                 samples["blas1"].append(throughput(call, k, seconds))
-        rates = {name: float(np.median(v)) for name, v in samples.items()}
-        rows.append((shape, k, rates["default"], rates["blas1"]))
+        rows.append((shape, k, {n: float(np.median(v)) for n, v in samples.items()}))
     return rows
 
 
@@ -111,12 +126,12 @@ def main():
         f"median of {args.repeats} x {args.seconds} s\n"
     )
     print(
-        "| shape (T, B, D, H, C) | Python threads | default BLAS threads, calls/s "
-        "| BLAS limited to 1, calls/s | default / limited |"
+        "| shape (T, B, D, H, C) | Python threads | default, calls/s "
+        "| serialized, calls/s | BLAS limited to 1, calls/s | default / limited |"
     )
-    print("|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|")
     for shape in args.shapes:
-        for name, k, dflt, one in measure(
+        for name, k, rate in measure(
             args.op,
             shape,
             np.dtype(args.dtype),
@@ -125,8 +140,9 @@ def main():
             args.repeats,
         ):
             print(
-                f"| {name} {SHAPES[name]} | {k} | {dflt:.1f} | {one:.1f} "
-                f"| {dflt / one:.2f} |",
+                f"| {name} {SHAPES[name]} | {k} | {rate['default']:.1f} "
+                f"| {rate['serialized']:.1f} | {rate['blas1']:.1f} "
+                f"| {rate['default'] / rate['blas1']:.2f} |",
                 flush=True,
             )
 

@@ -29,23 +29,25 @@ def _scipy_build_blas() -> dict[str, Any]:
             "version": blas.get("version", "unknown")}
 
 
-def _in_scipy(path: str) -> bool:
-    """Whether a loaded library lies in SciPy's package folder or in the
-    folder its wheels keep their shared libraries in (scipy.libs)."""
-    root = os.path.normcase(os.path.realpath(os.path.dirname(scipy.__file__)))
+def _shipped_with(path: str, package: Any) -> bool:
+    """Whether a loaded library lies in a package's folder or in the folder
+    its wheels keep their shared libraries in (e.g. scipy.libs)."""
+    root = os.path.normcase(os.path.realpath(os.path.dirname(package.__file__)))
     path = os.path.normcase(os.path.realpath(path))
     return path.startswith((root + os.sep, root + ".libs" + os.sep))
 
 
 def _scipy_blas_pool(pools: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The thread pool of the BLAS behind scipy.linalg.cython_blas, which
-    rnncore calls: NumPy may load a BLAS of its own, so it is told apart by
-    where it lies; failing that, the only BLAS loaded; else None."""
+    rnncore calls, among threadpoolctl's: the one shipped with SciPy; else
+    (SciPy linked to a shared BLAS, as in conda) the only one left once
+    NumPy's own is set aside; else None."""
     blas = [p for p in pools if p.get("user_api") == "blas"]
-    ours = [p for p in blas if _in_scipy(p.get("filepath", ""))]
+    ours = [p for p in blas if _shipped_with(p.get("filepath", ""), scipy)]
     if len(ours) == 1:
         return ours[0]
-    return blas[0] if len(blas) == 1 else None
+    others = [p for p in blas if not _shipped_with(p.get("filepath", ""), np)]
+    return others[0] if len(others) == 1 and not ours else None
 
 
 def _blas_section() -> dict[str, Any]:

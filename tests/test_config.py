@@ -92,18 +92,25 @@ def test_without_threadpoolctl(monkeypatch, capsys):
 
 
 def test_scipy_pool_told_apart_from_numpy(tmp_path, monkeypatch):
-    scipy_dir = tmp_path / "site" / "scipy"
-    monkeypatch.setattr(_config.scipy, "__file__", str(scipy_dir / "__init__.py"))
-    numpy_pool = {"user_api": "blas", "filepath": str(tmp_path / "site" /
-                                                      "numpy.libs" / "ob64.so")}
-    wheel_pool = {"user_api": "blas", "filepath": str(tmp_path / "site" /
-                                                      "scipy.libs" / "ob.so")}
-    mac_pool = {"user_api": "blas", "filepath": str(scipy_dir / ".dylibs" / "ob.dylib")}
-    omp_pool = {"user_api": "openmp", "filepath": str(scipy_dir / "omp.so")}
-    other = {"user_api": "blas", "filepath": str(tmp_path / "lib" / "openblas.so")}
+    site = tmp_path / "site"
+    monkeypatch.setattr(_config.scipy, "__file__", str(site / "scipy" / "__init__.py"))
+    monkeypatch.setattr(_config.np, "__file__", str(site / "numpy" / "__init__.py"))
+
+    def pool(*parts, api="blas"):
+        return {"user_api": api, "filepath": str(tmp_path.joinpath(*parts))}
+
+    numpy_wheel = pool("site", "numpy.libs", "libscipy_openblas64_.so")
+    scipy_wheel = pool("site", "scipy.libs", "libscipy_openblas.so")
+    scipy_mac = pool("site", "scipy", ".dylibs", "libscipy_openblas.dylib")
+    openmp = pool("site", "scipy", "libgomp.so", api="openmp")
+    shared = pool("env", "lib", "libopenblas.so")      # conda-style
+    shared2 = pool("env", "lib", "libmkl_rt.so")
     pick = _config._scipy_blas_pool
-    assert pick([numpy_pool, wheel_pool, omp_pool]) is wheel_pool
-    assert pick([mac_pool, numpy_pool]) is mac_pool
-    assert pick([omp_pool, other]) is other   # the only BLAS
-    assert pick([numpy_pool, other]) is None  # cannot tell
+    assert pick([numpy_wheel, scipy_wheel, openmp]) is scipy_wheel
+    assert pick([scipy_mac, numpy_wheel]) is scipy_mac
+    assert pick([openmp, shared]) is shared            # the only BLAS
+    assert pick([numpy_wheel, shared]) is shared       # NumPy's set aside
+    assert pick([numpy_wheel]) is None                 # SciPy's not seen
+    assert pick([shared, shared2]) is None             # cannot tell
+    assert pick([scipy_wheel, shared]) is scipy_wheel
     assert pick([]) is None
