@@ -52,9 +52,10 @@ def find(module, name):
     doc_assigned = None
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name == name:
+            doc = ast.get_docstring(node)
             if isinstance(node, ast.FunctionDef):
-                return "function", f"({ast.unparse(node.args)})", ast.get_docstring(node)
-            return "class", "", ast.get_docstring(node)
+                return "function", f"({ast.unparse(node.args)})", doc
+            return "class", "", doc
         # Name.__doc__ = """...""" (a namedtuple's docstring)
         if (isinstance(node, ast.Assign) and len(node.targets) == 1
                 and isinstance(node.targets[0], ast.Attribute)
