@@ -8,12 +8,14 @@ Environment variables:
                             (for debugging; slow).
 """
 import os
+import tempfile
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CompileError
 
-MODULES = ["_optim", "_recurrence", "_softmax", "_output", "_training"]
+MODULES = ["_cpu", "_optim", "_recurrence", "_softmax", "_output", "_training"]
 
 DEBUG_CHECKS = os.environ.get("RNNCORE_BOUNDSCHECK", "0") == "1"
 
@@ -26,22 +28,43 @@ COMPILER_DIRECTIVES = {
     "embedsignature": True,
 }
 
-# Portable flags only: the element-wise kernels pick their instruction set at
-# run time (see rnncore/_simd.h).  -fno-trapping-math lets the compiler turn
-# the kernels' selects into vector blends; rnncore never reads FP exception
-# flags.  -fno-math-errno lets sqrt compile to the vector instruction (the
-# optimiser loops); rnncore never reads errno either.  -fopenmp-simd honours
-# "omp simd" without linking an OpenMP runtime.
+# Portable flags only, never an instruction set (-march, -mavx...): the same
+# flags serve x86-64, arm64 and every other target, and on x86-64 Linux the
+# element-wise kernels pick their instruction set at run time (see
+# rnncore/_simd.h).  -fno-trapping-math lets the compiler turn the kernels'
+# selects into vector blends; rnncore never reads FP exception flags.
+# -fno-math-errno lets sqrt compile to the vector instruction (the optimiser
+# loops); rnncore never reads errno either.  -fopenmp-simd honours "omp simd"
+# without linking an OpenMP runtime.  GCC and clang (Linux, macOS) take
+# these; each is probed first, so a compiler that lacks one builds without it.
 GCC_FLAGS = ["-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno"]
 MSVC_FLAGS = ["/O2"]
 
 
 class BuildExt(build_ext):
     def build_extensions(self):
-        flags = MSVC_FLAGS if self.compiler.compiler_type == "msvc" else GCC_FLAGS
+        if self.compiler.compiler_type == "msvc":
+            flags = MSVC_FLAGS
+        else:
+            flags = [flag for flag in GCC_FLAGS if self._accepts(flag)]
         for ext in self.extensions:
             ext.extra_compile_args = flags + ext.extra_compile_args
         super().build_extensions()
+
+    def _accepts(self, flag):
+        """Whether the C compiler compiles a trivial file with `flag` (clang
+        only warns about some GCC flags it ignores, hence -Werror)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "probe.c")
+            with open(src, "w") as f:
+                f.write("int main(void) { return 0; }\n")
+            try:
+                self.compiler.compile(
+                    [src], output_dir=tmp, extra_postargs=[flag, "-Werror"]
+                )
+            except CompileError:
+                return False
+        return True
 
 
 extensions = [

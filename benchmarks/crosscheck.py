@@ -4,6 +4,7 @@ Each array is compared by its norm-wise relative error
 ``‖peer - rnncore‖ / ‖rnncore‖`` (the loss by ``|Δ| / |loss|``); a case
 passes when the largest of them is within the dtype's tolerance.
 """
+
 import numpy as np
 
 TOLERANCE = {"float32": 1e-3, "float64": 1e-8}
@@ -21,9 +22,15 @@ def relative_error(got, want):
 
 def compare(peer_out, reference_out, dtype):
     """{"errors": {name: rel. error}, "worst": ..., "tolerance": ..., "ok": ...}"""
-    errors = {name: relative_error(peer_out.get(name, np.nan), want)
-              for name, want in reference_out.items()}
+    errors = {
+        name: relative_error(peer_out.get(name, np.nan), want)
+        for name, want in reference_out.items()
+    }
     worst = max(errors.values())
     tol = TOLERANCE[dtype]
-    return {"errors": errors, "worst": worst, "tolerance": tol,
-            "ok": bool(np.isfinite(worst) and worst <= tol)}
+    return {
+        "errors": errors,
+        "worst": worst,
+        "tolerance": tol,
+        "ok": bool(np.isfinite(worst) and worst <= tol),
+    }

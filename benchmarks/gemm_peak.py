@@ -12,6 +12,7 @@ same kernels on a given CPU:
 
 The machine's peak is the fastest of them, in GFLOP/s.
 """
+
 import importlib.util
 import time
 
@@ -44,12 +45,14 @@ def _products(a, b, threads, frameworks):
     }
     if frameworks and importlib.util.find_spec("torch"):
         import torch
+
         torch.set_num_threads(threads)
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
         products["torch"] = lambda: torch.matmul(ta, tb)
     if frameworks and importlib.util.find_spec("jax"):
         import jax
         import jax.numpy as jnp
+
         jax.config.update("jax_enable_x64", True)
         ja, jb = jnp.asarray(a), jnp.asarray(b)
         dot = jax.jit(jnp.dot)
@@ -57,16 +60,20 @@ def _products(a, b, threads, frameworks):
     return products
 
 
-def measure(threads, dtypes=("float32", "float64"), frameworks=True, n=2048, seconds=0.5):
+def measure(
+    threads, dtypes=("float32", "float64"), frameworks=True, n=2048, seconds=0.5
+):
     """{"float32": {"scipy": GF/s, "numpy": GF/s, ..., "peak": GF/s}, ...}"""
     rng = np.random.default_rng(0)
-    flop = 2.0 * n ** 3
+    flop = 2.0 * n**3
     out = {}
     for dtype in dtypes:
         a = rng.standard_normal((n, n)).astype(dtype)
         b = rng.standard_normal((n, n)).astype(dtype)
-        rates = {name: flop / _best_seconds(fn, seconds) / 1e9
-                 for name, fn in _products(a, b, threads, frameworks).items()}
+        rates = {
+            name: flop / _best_seconds(fn, seconds) / 1e9
+            for name, fn in _products(a, b, threads, frameworks).items()
+        }
         rates["peak"] = max(rates.values())
         out[dtype] = rates
     return out

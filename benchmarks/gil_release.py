@@ -30,7 +30,6 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
-
 import rnncore  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

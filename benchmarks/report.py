@@ -3,26 +3,40 @@
 Imports only the standard library at the top (matplotlib lazily), so the
 orchestrating process never loads a numerical library.
 """
+
 import json
 import os
 import sys
 
 from peers import PEERS, REFERENCE
-from workloads import (OPERATION_TITLES, WORKLOADS, flops, minimum_training_bytes,
-                       parameter_bytes, shape_label)
+from workloads import (
+    OPERATION_TITLES,
+    WORKLOADS,
+    flops,
+    minimum_training_bytes,
+    parameter_bytes,
+    shape_label,
+)
 
-MIB = 2 ** 20
+MIB = 2**20
 
 
 # ---------------------------------------------------------------- indexing
+
 
 def index_cases(results):
     """{(peer, threads, workload, dtype, op, mode): case record}"""
     table = {}
     for run in results["runs"]:
         for case in run.get("cases", []):
-            key = (run["peer"], run["threads"], case["workload"], case["dtype"],
-                   case["op"], case["mode"])
+            key = (
+                run["peer"],
+                run["threads"],
+                case["workload"],
+                case["dtype"],
+                case["op"],
+                case["mode"],
+            )
             table[key] = case
     return table
 
@@ -45,7 +59,9 @@ def table_keys(results):
 
 
 def workloads_for(results, op, mode, dtype):
-    present = {c[0] for c in results["plan"]["cases"] if tuple(c[1:]) == (dtype, op, mode)}
+    present = {
+        c[0] for c in results["plan"]["cases"] if tuple(c[1:]) == (dtype, op, mode)
+    }
     return [w for w in WORKLOADS if w in present]
 
 
@@ -64,6 +80,7 @@ def peak_gflops(results, threads, dtype, library="peak"):
 
 
 # ---------------------------------------------------------------- formatting
+
 
 def fmt_ms(value):
     if value is None:
@@ -103,13 +120,16 @@ def percent(part, whole):
 def md_table(header, rows, left=1):
     """A markdown table; the first ``left`` columns are left-aligned, the
     others (numbers) right-aligned."""
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---" if i < left else "---:" for i in range(len(header))) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i < left else "---:" for i in range(len(header))) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- sections
+
 
 def header_section(results):
     meta = results["meta"]
@@ -119,10 +139,12 @@ def header_section(results):
         "",
         f"- Date: {meta['date']}; run took {meta.get('elapsed_s', '?')} s"
         + (" (`--quick`)" if results["plan"]["quick"] else ""),
-        f"- Machine: {meta['cpu']}, {meta['cores']} cores ({meta['usable_cores']} usable), "
+        f"- Machine: {meta['cpu']}, {meta['cores']} cores "
+        f"({meta['usable_cores']} usable), "
         f"{meta['memory_gib']} GiB; {meta['platform']}; Python {meta['python']}",
         "- Load average (1 min) at start / end: "
-        f"{meta['load_average_start'][0]:.2f} / {meta.get('load_average_end', [float('nan')])[0]:.2f}",
+        f"{meta['load_average_start'][0]:.2f} / "
+        f"{meta.get('load_average_end', [float('nan')])[0]:.2f}",
         "- Versions: " + ", ".join(f"{k} {v[k]}" for k in v if v[k] is not None),
     ]
     for run in results["runs"]:
@@ -131,29 +153,46 @@ def header_section(results):
     blas = {}
     for run in results["runs"]:
         for pool in run.get("threadpools", []):
-            blas.setdefault(f"{pool['prefix']} {pool['version']} ({pool['internal_api']}, "
-                            f"{pool['architecture'] or 'n/a'})", set()).add(pool["num_threads"])
+            blas.setdefault(
+                f"{pool['prefix']} {pool['version']} ({pool['internal_api']}, "
+                f"{pool['architecture'] or 'n/a'})",
+                set(),
+            ).add(pool["num_threads"])
     if blas:
-        lines.append("- Thread pools seen in the workers (threads used): "
-                     + "; ".join(f"{k}: {sorted(n)}" for k, n in sorted(blas.items())))
+        lines.append(
+            "- Thread pools seen in the workers (threads used): "
+            + "; ".join(f"{k}: {sorted(n)}" for k, n in sorted(blas.items()))
+        )
     for threads, peak in sorted(results["peaks"].items()):
         parts = []
         for dtype, routine in (("float32", "sgemm"), ("float64", "dgemm")):
             if dtype in peak:
-                libs = ", ".join(f"{lib} {rate:.1f}" for lib, rate in peak[dtype].items()
-                                 if lib != "peak")
-                parts.append(f"{routine} **{peak[dtype]['peak']:.1f} GFLOP/s** ({libs})")
-        lines.append(f"- GEMM peak (best 2048×2048 product), {threads} thread(s): "
-                     + "; ".join(parts))
+                libs = ", ".join(
+                    f"{lib} {rate:.1f}"
+                    for lib, rate in peak[dtype].items()
+                    if lib != "peak"
+                )
+                parts.append(
+                    f"{routine} **{peak[dtype]['peak']:.1f} GFLOP/s** ({libs})"
+                )
+        lines.append(
+            f"- GEMM peak (best 2048×2048 product), {threads} thread(s): "
+            + "; ".join(parts)
+        )
     budget = results["plan"]["budget"]
-    lines.append(f"- Timing: after an untimed cross-check call (also the warm-up), calls are "
-                 f"repeated for about {budget['seconds']} s ({budget['min_reps']}–"
-                 f"{budget['max_reps']} calls), the peers interleaved case by case; cells show the median in ms ±half the "
-                 f"interquartile range. Ratio = peer time / rnncore time (> 1: rnncore faster; "
-                 f"**bold** < 1: rnncore slower). See benchmarks/README.md.")
+    lines.append(
+        f"- Timing: after an untimed cross-check call (also the warm-up), calls are "
+        f"repeated for about {budget['seconds']} s ({budget['min_reps']}–"
+        f"{budget['max_reps']} calls), the peers interleaved case by case; "
+        f"cells show the median in ms ±half the interquartile range. "
+        f"Ratio = peer time / rnncore time (> 1: rnncore faster; "
+        f"**bold** < 1: rnncore slower). See benchmarks/README.md."
+    )
     if results["plan"].get("env"):
-        lines.append("- Extra environment of the workers: "
-                     + ", ".join(f"`{k}={v}`" for k, v in results["plan"]["env"].items()))
+        lines.append(
+            "- Extra environment of the workers: "
+            + ", ".join(f"`{k}={v}`" for k, v in results["plan"]["env"].items())
+        )
     for note in results["notes"]:
         lines.append(f"- Note: {note}")
     return "\n".join(lines)
@@ -165,9 +204,12 @@ def timing_section(results, op, mode, dtype, threads):
     others = [p for p in peers if p != REFERENCE]
     peak = peak_gflops(results, threads, dtype)
     blas_peak = peak_gflops(results, threads, dtype, "scipy")
-    header = (["workload", "T×B×D×H×C"] + [f"{p} ms" for p in peers]
-              + [f"vs {p}" for p in others]
-              + [f"{REFERENCE} GFLOP/s", "% of peak", "% of SciPy BLAS"])
+    header = (
+        ["workload", "T×B×D×H×C"]
+        + [f"{p} ms" for p in peers]
+        + [f"vs {p}" for p in others]
+        + [f"{REFERENCE} GFLOP/s", "% of peak", "% of SciPy BLAS"]
+    )
     rows = []
     for w in workloads_for(results, op, mode, dtype):
         got = {p: cases.get((p, threads, w, dtype, op, mode)) for p in peers}
@@ -177,9 +219,15 @@ def timing_section(results, op, mode, dtype, threads):
             [w, shape_label(w)]
             + [fmt_time_cell(got[p]) for p in peers]
             + [fmt_ratio(median(got[p]), own) for p in others]
-            + [f"{rate:.1f}" if rate else "–", percent(rate, peak), percent(rate, blas_peak)])
-    title = (f"### {OPERATION_TITLES[(op, mode)]} — {dtype}, {threads} thread"
-             + ("s" if threads > 1 else ""))
+            + [
+                f"{rate:.1f}" if rate else "–",
+                percent(rate, peak),
+                percent(rate, blas_peak),
+            ]
+        )
+    title = f"### {OPERATION_TITLES[(op, mode)]} — {dtype}, {threads} thread" + (
+        "s" if threads > 1 else ""
+    )
     return f"{title}\n\n{md_table(header, rows)}"
 
 
@@ -197,24 +245,48 @@ def check_section(results):
             entry["ok"] &= case["check"]["ok"]
             entry["tol"] = case["check"]["tolerance"]
             if err > entry["err"]:
-                entry.update(err=err, where=f"{err_name}, {case['workload']}, {run['threads']}t")
+                entry.update(
+                    err=err, where=f"{err_name}, {case['workload']}, {run['threads']}t"
+                )
     rows = []
     for peer in PEERS:
         for (p, dtype, op, mode), e in sorted(worst.items()):
             if p == peer:
-                rows.append([peer, dtype, f"{op} {mode}", str(e["n"]), f"{e['err']:.1e}",
-                             e["where"], f"{e['tol']:.0e}",
-                             "ok" if e["ok"] else "**MISMATCH**"])
-    text = ("## Correctness cross-check against rnncore\n\n"
-            "Before timing, each peer's loss and gradients (training step) or hidden "
-            "states and logits (forward) are compared with rnncore's on the same "
-            "weights: norm-wise relative error ‖peer − rnncore‖ / ‖rnncore‖, the worst "
-            "array over all workloads and thread counts.\n\n")
+                rows.append(
+                    [
+                        peer,
+                        dtype,
+                        f"{op} {mode}",
+                        str(e["n"]),
+                        f"{e['err']:.1e}",
+                        e["where"],
+                        f"{e['tol']:.0e}",
+                        "ok" if e["ok"] else "**MISMATCH**",
+                    ]
+                )
+    text = (
+        "## Correctness cross-check against rnncore\n\n"
+        "Before timing, each peer's loss and gradients (training step) or hidden "
+        "states and logits (forward) are compared with rnncore's on the same "
+        "weights: norm-wise relative error ‖peer − rnncore‖ / ‖rnncore‖, the worst "
+        "array over all workloads and thread counts.\n\n"
+    )
     if not rows:
         return text + "No peer other than rnncore ran."
-    return text + md_table(["peer", "dtype", "operation", "cases", "worst rel. error",
-                            "worst at (array, workload, threads)", "tolerance", "result"],
-                           rows, left=3)
+    return text + md_table(
+        [
+            "peer",
+            "dtype",
+            "operation",
+            "cases",
+            "worst rel. error",
+            "worst at (array, workload, threads)",
+            "tolerance",
+            "result",
+        ],
+        rows,
+        left=3,
+    )
 
 
 def memory_section(results):
@@ -228,20 +300,42 @@ def memory_section(results):
         need = minimum_training_bytes(w, dtype, mode)
         own = case["traced_peak_bytes"]
         other = numpy_case.get("traced_peak_bytes")
-        rows.append([w, dtype, mode, f"{own / MIB:.2f}",
-                     f"{other / MIB:.2f}" if other is not None else "–",
-                     f"{need / MIB:.2f}", f"{own / need:.2f}",
-                     f"{parameter_bytes(w, dtype) / MIB:.2f}"])
+        rows.append(
+            [
+                w,
+                dtype,
+                mode,
+                f"{own / MIB:.2f}",
+                f"{other / MIB:.2f}" if other is not None else "–",
+                f"{need / MIB:.2f}",
+                f"{own / need:.2f}",
+                f"{parameter_bytes(w, dtype) / MIB:.2f}",
+            ]
+        )
     if not rows:
         return ""
-    return ("## Peak memory of a training step\n\n"
-            "Bytes allocated during one call (tracemalloc, which sees NumPy's array "
-            "buffers), above what was live before it; inputs and parameters are not "
-            "included. \"Must hold\" is what any implementation has to allocate: hidden "
-            "states T·B·H (kept for the backward pass), logits (T·B·C for seq, B·C for "
-            "last) and one gradient per parameter.\n\n"
-            + md_table(["workload", "dtype", "mode", "rnncore MiB", "numpy peer MiB",
-                        "must hold MiB", "rnncore / must hold", "parameters MiB"], rows, left=3))
+    return (
+        "## Peak memory of a training step\n\n"
+        "Bytes allocated during one call (tracemalloc, which sees NumPy's array "
+        "buffers), above what was live before it; inputs and parameters are not "
+        'included. "Must hold" is what any implementation has to allocate: hidden '
+        "states T·B·H (kept for the backward pass), logits (T·B·C for seq, B·C for "
+        "last) and one gradient per parameter.\n\n"
+        + md_table(
+            [
+                "workload",
+                "dtype",
+                "mode",
+                "rnncore MiB",
+                "numpy peer MiB",
+                "must hold MiB",
+                "rnncore / must hold",
+                "parameters MiB",
+            ],
+            rows,
+            left=3,
+        )
+    )
 
 
 def markdown(results):
@@ -258,17 +352,22 @@ def problems(results):
     found = list(n for n in results["notes"] if "failed" in n)
     for run in results["runs"]:
         for case in run.get("cases", []):
-            label = (f"{run['peer']} {run['threads']}t {case['workload']} {case['dtype']} "
-                     f"{case['op']} {case['mode']}")
+            label = (
+                f"{run['peer']} {run['threads']}t {case['workload']} {case['dtype']} "
+                f"{case['op']} {case['mode']}"
+            )
             if "error" in case:
                 found.append(f"{label}: {case['error']}")
             elif "check" in case and not case["check"]["ok"]:
-                found.append(f"{label}: MISMATCH, relative error {case['check']['worst']:.2e} "
-                             f"> {case['check']['tolerance']:.0e}")
+                found.append(
+                    f"{label}: MISMATCH, relative error {case['check']['worst']:.2e} "
+                    f"> {case['check']['tolerance']:.0e}"
+                )
     return found
 
 
 # ---------------------------------------------------------------- chart
+
 
 def tick_label(workload):
     T, B, D, H, C = WORKLOADS[workload]
@@ -280,6 +379,7 @@ def chart(results, path, threads=1, dtype="float32"):
     (seq) and forward (seq).  Returns False (with a note) without matplotlib."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
@@ -294,7 +394,7 @@ def chart(results, path, threads=1, dtype="float32"):
     panels = [("train", "seq"), ("forward", "seq")]
     fig, axes = plt.subplots(1, len(panels), figsize=(12, 4.5), sharey=True)
     width = 0.8 / max(len(others), 1)
-    for ax, (op, mode) in zip(axes, panels):
+    for ax, (op, mode) in zip(axes, panels, strict=True):
         names = workloads_for(results, op, mode, dtype)
         for i, peer in enumerate(others):
             ratios = []
@@ -304,15 +404,21 @@ def chart(results, path, threads=1, dtype="float32"):
                 ratios.append(theirs / own if own and theirs else 0.0)
             xs = [j + (i - (len(others) - 1) / 2) * width for j in range(len(names))]
             bars = ax.bar(xs, ratios, width, label=f"vs {peer}")
-            ax.bar_label(bars, labels=[f"{r:.2f}" if r else "" for r in ratios],
-                         fontsize=7, padding=1)
+            ax.bar_label(
+                bars,
+                labels=[f"{r:.2f}" if r else "" for r in ratios],
+                fontsize=7,
+                padding=1,
+            )
         ax.axhline(1.0, color="black", linewidth=0.8)
         ax.set_xticks(range(len(names)), [tick_label(w) for w in names], fontsize=8)
         ax.set_yscale("log")
         ax.yaxis.set_major_locator(FixedLocator([0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32]))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
         ax.yaxis.set_minor_locator(NullLocator())
-        ax.set_title(f"{OPERATION_TITLES[(op, mode)]}\n{dtype}, {threads} thread", fontsize=10)
+        ax.set_title(
+            f"{OPERATION_TITLES[(op, mode)]}\n{dtype}, {threads} thread", fontsize=10
+        )
     axes[0].set_ylabel("rnncore speed-up (peer time / rnncore time)")
     axes[-1].legend(fontsize=8)
     fig.tight_layout()
@@ -330,7 +436,10 @@ def write_all(results, out_dir, with_chart=True):
     if with_chart and chart(results, png):
         written.append(png)
     text = markdown(results)  # after the chart, which may add a note
-    for name, content in (("results.md", text), ("results.json", json.dumps(results, indent=1))):
+    for name, content in (
+        ("results.md", text),
+        ("results.json", json.dumps(results, indent=1)),
+    ):
         path = os.path.join(out_dir, name)
         with open(path, "w") as f:
             f.write(content)
@@ -342,6 +451,10 @@ if __name__ == "__main__":
     # Re-renders the report from saved raw results: report.py RESULTS.json [OUT_DIR]
     with open(sys.argv[1]) as f:
         saved = json.load(f)
-    target = sys.argv[2] if len(sys.argv) > 2 else os.path.dirname(os.path.abspath(sys.argv[1]))
+    target = (
+        sys.argv[2]
+        if len(sys.argv) > 2
+        else os.path.dirname(os.path.abspath(sys.argv[1]))
+    )
     for written_path in write_all(saved, target)[1]:
         print(written_path)

@@ -5,10 +5,11 @@
 
 Each (peer, thread count) runs in its own subprocess (worker.py) with the
 thread count fixed before any numerical library is imported; the peers are
-interleaved case by case, so that all of a case's timings are close in time.  Results go to
-benchmarks/results/ (results.md, results.json, speedup.png); see README.md
-in this folder for what is measured and how to read the tables.
+interleaved case by case, so that all of a case's timings are close in time.
+Results go to benchmarks/results/ (results.md, results.json, speedup.png);
+see README.md in this folder for what is measured and how to read the tables.
 """
+
 import argparse
 import datetime
 import importlib.metadata
@@ -28,12 +29,25 @@ import worker  # noqa: E402
 from peers import PEERS, REFERENCE, is_installed  # noqa: E402
 from workloads import DTYPES, MODES, OPERATIONS, WORKLOADS  # noqa: E402
 
-FLOAT64_WORKLOADS = ("tiny", "small", "medium")  # float64 on "large" would double the run time
+FLOAT64_WORKLOADS = (
+    "tiny",
+    "small",
+    "medium",
+)  # float64 on "large" would double the run time
 FULL_BUDGET = {"seconds": 0.5, "min_reps": 3, "max_reps": 300}
 QUICK_BUDGET = {"seconds": 0.2, "min_reps": 5, "max_reps": 100}
 PEAK_SECONDS = {"full": 0.5, "quick": 0.1}  # per GEMM routine and dtype
 MEMORY_PEERS = ("rnncore", "numpy")  # whose allocations tracemalloc can see
-VERSIONED = ("rnncore", "numpy", "scipy", "torch", "jax", "jaxlib", "threadpoolctl", "matplotlib")
+VERSIONED = (
+    "rnncore",
+    "numpy",
+    "scipy",
+    "torch",
+    "jax",
+    "jaxlib",
+    "threadpoolctl",
+    "matplotlib",
+)
 WORKER_TIMEOUT_S = 900
 # Pause before each case with more than one thread, so that the previous
 # process's idle BLAS / OpenMP threads (which spin for a while after their
@@ -50,16 +64,30 @@ def env_item(text):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="small workload, float32, 1 thread, training 'seq' and forward "
-                             "'seq' only; rnncore and NumPy unless --peers says otherwise")
-    parser.add_argument("--peers", nargs="+", choices=PEERS, help="peers to run (rnncore always)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small workload, float32, 1 thread, training 'seq' and forward "
+        "'seq' only; rnncore and NumPy unless --peers says otherwise",
+    )
+    parser.add_argument(
+        "--peers", nargs="+", choices=PEERS, help="peers to run (rnncore always)"
+    )
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS))
     parser.add_argument("--threads", nargs="+", type=int)
-    parser.add_argument("--env", nargs="+", type=env_item, default=[], metavar="NAME=VALUE",
-                        help="extra environment for every worker, e.g. OPENBLAS_CORETYPE=SkylakeX")
-    parser.add_argument("--out", help="output folder (default: benchmarks/results for the "
-                                      "full suite; --quick writes files only when given)")
+    parser.add_argument(
+        "--env",
+        nargs="+",
+        type=env_item,
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for every worker, e.g. OPENBLAS_CORETYPE=SkylakeX",
+    )
+    parser.add_argument(
+        "--out",
+        help="output folder (default: benchmarks/results for the "
+        "full suite; --quick writes files only when given)",
+    )
     return parser.parse_args(argv)
 
 
@@ -75,15 +103,25 @@ def plan(args):
         peers = args.peers or list(PEERS)
         threads = args.threads or [1, 2]
         workloads = args.workloads or list(WORKLOADS)
-        cases = [(w, dtype, op, mode)
-                 for dtype in DTYPES for w in workloads
-                 if dtype == "float32" or w in FLOAT64_WORKLOADS
-                 for op in OPERATIONS for mode in MODES]
+        cases = [
+            (w, dtype, op, mode)
+            for dtype in DTYPES
+            for w in workloads
+            if dtype == "float32" or w in FLOAT64_WORKLOADS
+            for op in OPERATIONS
+            for mode in MODES
+        ]
         budget = FULL_BUDGET
     peers = [REFERENCE] + [p for p in peers if p != REFERENCE]
     extra_env = dict(args.env)
-    return {"peers": peers, "threads": threads, "cases": cases, "budget": budget,
-            "quick": args.quick, "env": extra_env}
+    return {
+        "peers": peers,
+        "threads": threads,
+        "cases": cases,
+        "budget": budget,
+        "quick": args.quick,
+        "env": extra_env,
+    }
 
 
 def cpu_model():
@@ -100,8 +138,10 @@ def cpu_model():
 def memory_gib():
     try:
         with open("/proc/meminfo") as f:
-            kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
-        return round(kib / 2 ** 20, 1)
+            kib = int(
+                next(line for line in f if line.startswith("MemTotal")).split()[1]
+            )
+        return round(kib / 2**20, 1)
     except (OSError, StopIteration, ValueError):
         return None
 
@@ -118,7 +158,9 @@ def versions():
 
 def machine_info():
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)),
@@ -138,8 +180,13 @@ class Worker:
         env = worker.thread_environment(threads)
         env.update(extra_env)
         cmd = [sys.executable, os.path.join(HERE, "worker.py"), str(threads)]
-        self.proc = subprocess.Popen(cmd + ([peer] if peer else []), env=env, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            cmd + ([peer] if peer else []),
+            env=env,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         self.hello = self._reply()
 
     def _reply(self):
@@ -147,8 +194,12 @@ class Worker:
         line = self.proc.stdout.readline() if ready else ""
         if not line:
             self.close()
-            return {"ok": False, "error": "no answer (timed out)" if not ready
-                    else f"worker exited with status {self.proc.returncode}"}
+            return {
+                "ok": False,
+                "error": "no answer (timed out)"
+                if not ready
+                else f"worker exited with status {self.proc.returncode}",
+            }
         return json.loads(line)
 
     def request(self, **message):
@@ -173,9 +224,11 @@ def measure_peak(the_plan, threads):
     peak_worker = Worker(threads, None, the_plan["env"])
     try:
         return peak_worker.request(
-            cmd="peak", dtypes=sorted({c[1] for c in the_plan["cases"]}),
+            cmd="peak",
+            dtypes=sorted({c[1] for c in the_plan["cases"]}),
             frameworks=not the_plan["quick"],
-            seconds=PEAK_SECONDS["quick" if the_plan["quick"] else "full"])
+            seconds=PEAK_SECONDS["quick" if the_plan["quick"] else "full"],
+        )
     finally:
         peak_worker.close()
 
@@ -195,8 +248,9 @@ def start_peers(the_plan, threads, results):
             run.update({k: v for k, v in w.hello.items() if k != "ok"})
             workers[peer] = (w, run)
         else:
-            results["notes"].append(f"{peer} at {threads} thread(s) failed to start: "
-                                    f"{w.hello.get('error')}")
+            results["notes"].append(
+                f"{peer} at {threads} thread(s) failed to start: {w.hello.get('error')}"
+            )
             run["error"] = w.hello.get("error")
         results["runs"].append(run)
     return workers
@@ -205,13 +259,21 @@ def start_peers(the_plan, threads, results):
 def run_all(the_plan):
     """Per thread count: the GEMM peak, then every case on every peer in
     turn (peers interleaved case by case, each in its own process)."""
-    results = {"meta": machine_info(), "plan": the_plan, "peaks": {}, "runs": [], "notes": []}
+    results = {
+        "meta": machine_info(),
+        "plan": the_plan,
+        "peaks": {},
+        "runs": [],
+        "notes": [],
+    }
     started = time.perf_counter()
     for threads in the_plan["threads"]:
         print(f"== {threads} thread(s): GEMM peak", file=sys.stderr, flush=True)
         peak = measure_peak(the_plan, threads)
         if "error" in peak:
-            results["notes"].append(f"GEMM peak at {threads} thread(s) failed: {peak['error']}")
+            results["notes"].append(
+                f"GEMM peak at {threads} thread(s) failed: {peak['error']}"
+            )
         else:
             results["peaks"][str(threads)] = peak
         print(f"== {threads} thread(s): peers", file=sys.stderr, flush=True)
@@ -221,11 +283,16 @@ def run_all(the_plan):
                 for peer, (w, run) in workers.items():
                     if threads > 1:
                         time.sleep(SETTLE_S)
-                    record = w.request(cmd="case", case=case, budget=the_plan["budget"],
-                                       memory=peer in MEMORY_PEERS
-                                       and threads == the_plan["threads"][0])
+                    record = w.request(
+                        cmd="case",
+                        case=case,
+                        budget=the_plan["budget"],
+                        memory=peer in MEMORY_PEERS
+                        and threads == the_plan["threads"][0],
+                    )
                     if set(record) == {"error"}:  # the worker itself failed
-                        record = dict(zip(worker.CASE_FIELDS, case), **record)
+                        fields = zip(worker.CASE_FIELDS, case, strict=True)
+                        record = dict(fields, **record)
                     run["cases"].append(record)
         finally:
             for w, _ in workers.values():

@@ -1,4 +1,5 @@
 """Wall-clock timing with adaptive repeat counts."""
+
 import gc
 import math
 import statistics
@@ -11,6 +12,7 @@ class Budget:
     """How long to time one case: about ``seconds`` of calls, but never fewer
     than ``min_reps`` nor more than ``max_reps``, after ``warmup`` untimed
     calls.  The first timed call sizes the run and counts as a sample."""
+
     seconds: float
     min_reps: int
     max_reps: int
@@ -41,8 +43,11 @@ def measure(fn, budget):
 
 
 def summarize(samples_ms):
-    q1, median, q3 = statistics.quantiles(samples_ms, n=4, method="inclusive") \
-        if len(samples_ms) > 1 else (samples_ms[0],) * 3
+    q1, median, q3 = (
+        statistics.quantiles(samples_ms, n=4, method="inclusive")
+        if len(samples_ms) > 1
+        else (samples_ms[0],) * 3
+    )
     return {
         "median_ms": median,
         "q1_ms": q1,

@@ -18,13 +18,20 @@ peer's own call, e.g. ``torch.set_num_threads``) once the libraries are
 loaded.  That is why this module imports only the standard library at the
 top.
 """
+
 import json
 import os
 import sys
 import traceback
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 CASE_FIELDS = ("workload", "dtype", "op", "mode")
 
 
@@ -55,6 +62,7 @@ def traced_peak_bytes(fn):
     """Peak bytes allocated (as tracemalloc sees them: NumPy registers its
     array buffers) during one call of ``fn``, above what was live before."""
     import tracemalloc
+
     tracemalloc.start()
     try:
         before, _ = tracemalloc.get_traced_memory()
@@ -67,7 +75,8 @@ def traced_peak_bytes(fn):
 
 def describe_case(peer_name, threads, record):
     text = f"  {peer_name:8s} {threads}t " + " ".join(
-        f"{record[k]:{w}s}" for k, w in zip(CASE_FIELDS, (6, 7, 7, 4)))
+        f"{record[k]:{w}s}" for k, w in zip(CASE_FIELDS, (6, 7, 7, 4), strict=True)
+    )
     if "error" in record:
         return f"{text}  FAILED: {record['error']}"
     t = record["timing"]
@@ -84,7 +93,9 @@ class PeerRunner:
 
     def __init__(self, name, threads):
         from threadpoolctl import threadpool_info, threadpool_limits
+
         from peers import REFERENCE, load
+
         self.name, self.threads = name, threads
         self.module = load(name)
         self.reference_module = load(REFERENCE)
@@ -93,21 +104,35 @@ class PeerRunner:
         self._threadpool_limits = threadpool_limits
         self.module.limit_threads(threads)
         self.info = {
-            "describe": self.module.describe() if hasattr(self.module, "describe") else None,
-            "threadpools": [{k: p.get(k) for k in ("internal_api", "prefix", "version",
-                                                    "num_threads", "architecture")}
-                            for p in threadpool_info()],
+            "describe": self.module.describe()
+            if hasattr(self.module, "describe")
+            else None,
+            "threadpools": [
+                {
+                    k: p.get(k)
+                    for k in (
+                        "internal_api",
+                        "prefix",
+                        "version",
+                        "num_threads",
+                        "architecture",
+                    )
+                }
+                for p in threadpool_info()
+            ],
         }
         self._key, self._peer, self._reference = None, None, None
 
     def _peers_for(self, workload, dtype):
         import workloads
+
         if self._key != (workload, dtype):
             self._peer = self._reference = None  # free the previous problem first
             problem = workloads.make_problem(workload, dtype)
             self._peer = self.module.Peer(problem)
-            self._reference = (None if self.is_reference
-                               else self.reference_module.Peer(problem))
+            self._reference = (
+                None if self.is_reference else self.reference_module.Peer(problem)
+            )
             self._key = (workload, dtype)
         return self._peer, self._reference
 
@@ -115,8 +140,9 @@ class PeerRunner:
         """Cross-check, then time one case; returns its record."""
         import crosscheck
         import timing
+
         workload, dtype, op, mode = case
-        record = dict(zip(CASE_FIELDS, case))
+        record = dict(zip(CASE_FIELDS, case, strict=True))
         try:
             peer, reference = self._peers_for(workload, dtype)
             if reference is not None:
@@ -125,7 +151,9 @@ class PeerRunner:
                 with self._threadpool_limits(1):
                     ref = reference.to_numpy(op, getattr(reference, op)(mode)())
             fn = getattr(peer, op)(mode)
-            out = peer.to_numpy(op, fn())  # first call: also compiles (JAX) and warms up
+            out = peer.to_numpy(
+                op, fn()
+            )  # first call: also compiles (JAX) and warms up
             if reference is not None:
                 record["check"] = crosscheck.compare(out, ref, dtype)
                 del ref
@@ -141,11 +169,17 @@ class PeerRunner:
 
 
 def measure_peak(threads, request):
-    import gemm_peak
     from threadpoolctl import threadpool_limits
+
+    import gemm_peak
+
     with threadpool_limits(threads):
-        return gemm_peak.measure(threads, request["dtypes"], request["frameworks"],
-                                 seconds=request["seconds"])
+        return gemm_peak.measure(
+            threads,
+            request["dtypes"],
+            request["frameworks"],
+            seconds=request["seconds"],
+        )
 
 
 def serve(threads, peer_name):
@@ -171,7 +205,9 @@ def serve(threads, peer_name):
         if request["cmd"] == "peak":
             reply = measure_peak(threads, request)
         else:
-            reply = runner.run_case(request["case"], request["budget"], request["memory"])
+            reply = runner.run_case(
+                request["case"], request["budget"], request["memory"]
+            )
         print(json.dumps(reply), file=replies, flush=True)
 
 

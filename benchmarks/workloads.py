@@ -4,6 +4,7 @@ A *case* is one (workload, dtype, operation, mode) combination.  Every peer
 gets the same problem for a case: parameters, inputs and targets drawn from
 a fixed seed in float64 and rounded to the case's dtype.
 """
+
 import zlib
 
 # name: (T steps, B batch, D inputs, H hidden, C classes)
@@ -49,9 +50,10 @@ def flops(workload, op, mode):
 def make_problem(workload, dtype):
     """Parameters (PyTorch layout and init scale), inputs and both targets."""
     import numpy as np  # here, not at the top: run.py must not load NumPy
+
     T, B, D, H, C = WORKLOADS[workload]
     rng = np.random.default_rng(zlib.crc32(workload.encode()))
-    bound = 1.0 / H ** 0.5
+    bound = 1.0 / H**0.5
     shapes = {"W_xh": (H, D), "W_hh": (H, H), "b_h": (H,), "W_hy": (C, H), "b_y": (C,)}
     params = {k: rng.uniform(-bound, bound, s).astype(dtype) for k, s in shapes.items()}
     return {
@@ -76,5 +78,5 @@ def minimum_training_bytes(workload, dtype, mode):
 
 
 def parameter_bytes(workload, dtype):
-    T, B, D, H, C = WORKLOADS[workload]
+    _T, _B, D, H, C = WORKLOADS[workload]
     return (H * D + H * H + H + C * H + C) * ITEMSIZE[dtype]

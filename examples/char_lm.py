@@ -10,8 +10,6 @@ text).  The last 10% of the text is held out.
 import argparse
 import time
 
-import numpy as np
-
 import rnncore
 from rnncore.demo import CharVocab, NGram, load_text
 

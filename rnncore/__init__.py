@@ -14,7 +14,10 @@ except ImportError as exc:  # pragma: no cover
         "from another directory, or use the `rnncore` command."
     ) from exc
 
-from rnncore.functional import (  # noqa: E402
+from rnncore import optim
+from rnncore._config import show_config
+from rnncore._threads import threads
+from rnncore.functional import (
     RNNGrads,
     log_softmax,
     loss_and_grads,
@@ -23,8 +26,8 @@ from rnncore.functional import (  # noqa: E402
     softmax,
     softmax_cross_entropy,
 )
-from rnncore import optim  # noqa: E402
-from rnncore.optim import (  # noqa: E402
+from rnncore.model import RNN
+from rnncore.optim import (
     SGD,
     Adagrad,
     Adam,
@@ -32,9 +35,8 @@ from rnncore.optim import (  # noqa: E402
     clip_grad_norm,
     clip_grad_value,
 )
-from rnncore.model import RNN  # noqa: E402
-from rnncore.serialization import ModelFileError, load, save  # noqa: E402
-from rnncore.torch_interop import (  # noqa: E402
+from rnncore.serialization import ModelFileError, load, save
+from rnncore.torch_interop import (
     from_torch,
     to_torch,
     to_torch_state_dict,
@@ -63,4 +65,6 @@ __all__ = [
     "from_torch",
     "to_torch",
     "to_torch_state_dict",
+    "show_config",
+    "threads",
 ]

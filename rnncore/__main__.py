@@ -6,6 +6,7 @@ finite differences (float64), float32 against float64, and a short training
 run that must drive the loss down.  Exits with status 1 on any failure.
 """
 import argparse
+import functools
 import sys
 import time
 
@@ -17,8 +18,12 @@ GRAD_TOL = 1e-6
 
 
 def _params(rng, D, H, C, dtype=np.float64):
-    shapes = {"W_xh": (H, D), "W_hh": (H, H), "b_h": (H,), "W_hy": (C, H), "b_y": (C,)}
-    return {k: (rng.uniform(-1, 1, s) / np.sqrt(H)).astype(dtype) for k, s in shapes.items()}
+    shapes = {
+        "W_xh": (H, D), "W_hh": (H, H), "b_h": (H,), "W_hy": (C, H), "b_y": (C,)
+    }
+    return {
+        k: (rng.uniform(-1, 1, s) / np.sqrt(H)).astype(dtype) for k, s in shapes.items()
+    }
 
 
 def _numerical_grad(f, arr, eps=1e-6):
@@ -35,7 +40,12 @@ def _numerical_grad(f, arr, eps=1e-6):
 
 
 def _rel_err(a, b):
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300))
+    scale = max(np.linalg.norm(a) + np.linalg.norm(b), 1e-300)
+    return float(np.linalg.norm(a - b) / scale)
+
+
+def _loss(params, x, targets, **kw):
+    return rnncore.loss_and_grads(params, x, targets, **kw)[0]
 
 
 def check_gradients(rng):
@@ -49,12 +59,13 @@ def check_gradients(rng):
             params = _params(rng, D, H, C)
             kw = dict(mode=mode, lengths=lens)
             _, grads, _ = rnncore.loss_and_grads(params, x, targets, **kw)
+            loss = functools.partial(_loss, params, x, targets, **kw)
             for name, value in params.items():
-                num = _numerical_grad(
-                    lambda: rnncore.loss_and_grads(params, x, targets, **kw)[0], value)
+                num = _numerical_grad(loss, value)
                 err = _rel_err(num, grads[name])
                 worst = max(worst, err)
-                label = f"{mode:4s} {'lengths' if lens is not None else 'full   '} d{name}"
+                which = "lengths" if lens is not None else "full   "
+                label = f"{mode:4s} {which} d{name}"
                 print(f"  {label:24s} relative error {err:.1e}")
     return worst
 
@@ -81,7 +92,7 @@ def train_toy(rng, steps=300, lr=0.5):
     targets = idx[1:][:, None]             # (T, 1)
     params = _params(rng, C, H, C, np.float32)
     first = None
-    for step in range(steps):
+    for _ in range(steps):
         loss, grads, _ = rnncore.loss_and_grads(params, x, targets)
         first = loss if first is None else first
         for k in params:

@@ -8,8 +8,8 @@
  * every function: each clamp is written so that a NaN fails the comparison
  * and passes through unchanged.
  *
- * On x86-64 Linux with GCC >= 12 the array kernels are compiled three times
- * (x86-64-v4: AVX-512; x86-64-v3: AVX2 + FMA; baseline) and the clone is
+ * On x86-64 Linux (glibc) with GCC >= 12 the array kernels are compiled three
+ * times (x86-64-v4: AVX-512; x86-64-v3: AVX2 + FMA; baseline) and the clone is
  * chosen at load time by the CPU's features, so a portable wheel still runs
  * at the machine's width.  (Clones named after a CPU model, such as
  * arch=haswell, are chosen by model and would fall back to the baseline on
@@ -23,6 +23,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/* target_clones resolves through a glibc ifunc: __GLIBC__ (defined by
+   <math.h>'s <features.h>) keeps it off musl (Alpine), macOS and Windows,
+   and __x86_64__ off arm64, where the kernels build for the baseline. */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && \
     defined(__x86_64__) && defined(__GLIBC__) && !defined(RNNCORE_NO_DISPATCH)
 #define RNC_DISPATCH \
@@ -40,6 +43,11 @@
 /* always_inline: GCC does not inline a default-target function into a
    target clone otherwise, and a call per element defeats vectorisation. */
 #define RNC_INLINE static inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+/* MSVC's C compiler has long spelled C99's inline as __inline. */
+#define RNC_PRAGMA(x)
+#define RNC_UNUSED
+#define RNC_INLINE static __inline
 #else
 #define RNC_PRAGMA(x)
 #define RNC_UNUSED

@@ -90,7 +90,7 @@ class Arguments:
                 f"{name} must be {len(symbols)}-D with shape {expected}, "
                 f"got shape {arr.shape}"
             )
-        for axis, (sym, size) in enumerate(zip(symbols, arr.shape)):
+        for axis, (sym, size) in enumerate(zip(symbols, arr.shape, strict=True)):
             if sym not in self.dims:
                 self.dims[sym] = size
                 self._dim_source[sym] = f"{name}.shape[{axis}]"

@@ -246,13 +246,23 @@ def softmax(x, axis=-1):
 
     Parameters
     ----------
-    x : ndarray, float32 or float64, at least 1-D
+    x : ndarray, at least 1-D
+        Scores, float32 or float64, any shape and memory layout.
     axis : int, default -1
+        The axis along which the result sums to 1.
 
     Returns
     -------
     ndarray
-        Same shape and dtype as ``x``; each slice along ``axis`` sums to 1.
+        Same shape and dtype as ``x``, a new C-contiguous array; each slice
+        along ``axis`` sums to 1.
+
+    Raises
+    ------
+    ValueError
+        ``x`` is a scalar, or ``axis`` is out of range (NumPy's AxisError).
+    TypeError
+        ``x`` is not float32 or float64 (or is None).
     """
     return _softmax_along(x, axis, log=False)
 
@@ -264,13 +274,22 @@ def log_softmax(x, axis=-1):
 
     Parameters
     ----------
-    x : ndarray, float32 or float64, at least 1-D
+    x : ndarray, at least 1-D
+        Scores, float32 or float64, any shape and memory layout.
     axis : int, default -1
+        The axis along which the softmax is taken.
 
     Returns
     -------
     ndarray
-        Same shape and dtype as ``x``.
+        Same shape and dtype as ``x``, a new C-contiguous array.
+
+    Raises
+    ------
+    ValueError
+        ``x`` is a scalar, or ``axis`` is out of range (NumPy's AxisError).
+    TypeError
+        ``x`` is not float32 or float64 (or is None).
     """
     return _softmax_along(x, axis, log=True)
 
@@ -344,7 +363,7 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
     targets = args.ints("targets", targets, ("T", "B") if seq else ("B",))
     ignore_index = check_index("ignore_index", ignore_index)
     args.check_sizes()
-    T, B, D, H, C = (args.dims[s] for s in "TBDHC")
+    T, B, H, C = (args.dims[s] for s in "TBHC")
     targets = check_targets(targets, C, ignore_index)
     if seq and padded is not None:
         targets = np.where(padded.reshape(-1), ignore_index, targets)

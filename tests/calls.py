@@ -23,8 +23,15 @@ import numpy as np
 
 import reference as ref
 import rnncore
-from rnn_util import (PARAM_KEYS, TOL, assert_close, fortran,
-                      random_lengths, readonly, strided)
+from rnn_util import (
+    PARAM_KEYS,
+    TOL,
+    assert_close,
+    fortran,
+    random_lengths,
+    readonly,
+    strided,
+)
 
 FUNCTIONS = ("rnn_forward", "rnn_backward", "softmax_cross_entropy",
              "softmax", "log_softmax", "loss_and_grads")

@@ -156,7 +156,7 @@ def loss_and_grads(params, x, targets, mode="seq", h0=None, lengths=None,
     """
     p = {k: _f64(params[k]) for k in PARAM_KEYS}
     x = _f64(x)
-    T, B, D = x.shape
+    T, B, _D = x.shape
     H = p["W_hh"].shape[0]
     C = p["W_hy"].shape[0]
     lens = _lengths(lengths, T, B)

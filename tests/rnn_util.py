@@ -107,7 +107,7 @@ def copies(*arrays):
 
 
 def assert_unchanged(before, after):
-    for b, a in zip(before, after):
+    for b, a in zip(before, after, strict=True):
         if b is None:
             assert a is None
         else:
@@ -145,8 +145,8 @@ def strided(a, rng=None):
     idx = tuple(slice(None, 2 * n, 2) for n in a.shape)
     big[idx] = a[(slice(None, None, -1),) * a.ndim]
     view = big[idx][(slice(None, None, -1),) * a.ndim]
-    assert np.array_equal(view, a, equal_nan=a.dtype.kind == "f") and (view.ndim == 0 or a.size <= 1
-                                         or not view.flags.c_contiguous)
+    assert np.array_equal(view, a, equal_nan=a.dtype.kind == "f")
+    assert view.ndim == 0 or a.size <= 1 or not view.flags.c_contiguous
     return view
 
 

@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnn_util import (PARAM_KEYS, central_diff, last_of, make_params,
-                      make_problem, padded_mask, random_lengths, rel_err)
+from rnn_util import (
+    PARAM_KEYS,
+    central_diff,
+    last_of,
+    make_params,
+    make_problem,
+    padded_mask,
+    random_lengths,
+    rel_err,
+)
 
 EPS = 1e-6
 RTOL = 1e-6
@@ -50,7 +58,7 @@ def composed_input_grads(params, x, targets, mode, h0, lengths,
     rnn_backward.  Also returns the loss and parameter gradients so they
     can be compared with loss_and_grads."""
     T, B, _ = x.shape
-    C, H = params["W_hy"].shape
+    _C, H = params["W_hy"].shape
     hs = rnncore.rnn_forward(x, params["W_xh"], params["W_hh"],
                              params["b_h"], h0=h0, lengths=lengths)
     if mode == "seq":

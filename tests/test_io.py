@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnncore import ModelFileError
 from rnn_util import assert_same_state
+from rnncore import ModelFileError
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 sys.path.insert(0, str(TOOLS))

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 import rnncore
+from rnn_util import assert_close, assert_same_state, make_params, readonly, strided
 from rnncore import optim
-from rnn_util import (assert_close, assert_same_state, make_params, readonly,
-                       strided)
 
 DTYPES = [np.float32, np.float64]
 N_STEPS = 5

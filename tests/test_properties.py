@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import note, strategies as st  # noqa: E402
+from hypothesis import note  # noqa: E402
+from hypothesis import strategies as st
 
 import calls  # noqa: E402
 import rnncore  # noqa: E402

@@ -12,10 +12,22 @@ import pytest
 
 import reference as ref
 import rnncore
-from rnn_util import (PARAM_KEYS, assert_close, assert_unchanged,
-                      central_diff, copies, fortran, last_of, make_params,
-                      make_problem, padded_mask, random_lengths, readonly,
-                      rel_err, strided)
+from rnn_util import (
+    PARAM_KEYS,
+    assert_close,
+    assert_unchanged,
+    central_diff,
+    copies,
+    fortran,
+    last_of,
+    make_params,
+    make_problem,
+    padded_mask,
+    random_lengths,
+    readonly,
+    rel_err,
+    strided,
+)
 
 DTYPES = [np.float32, np.float64]
 SHAPES = [  # T, B, D, H, C
@@ -42,7 +54,7 @@ def test_reference_against_finite_differences(rng, mode):
     def loss():
         return ref.loss_only(params, x, targets, mode, h0, lengths, -1)
 
-    loss0, grads, h_last, extra = ref.loss_and_grads(
+    loss0, grads, _h_last, extra = ref.loss_and_grads(
         params, x, targets, mode, h0, lengths, -1)
     assert abs(loss0 - loss()) < 1e-14
     for k in PARAM_KEYS:
@@ -283,12 +295,12 @@ def test_outputs_are_new_arrays(rng):
                              params["b_h"], h0=kw["h0"])
     g = rnncore.rnn_backward(hs, hs, x, params["W_xh"], params["W_hh"],
                              h0=kw["h0"], dh_last=kw["h0"])
-    loss, grads, h_last = rnncore.loss_and_grads(params, x, targets, **kw)
+    _loss, grads, h_last = rnncore.loss_and_grads(params, x, targets, **kw)
     logits = rng.standard_normal((4, 3))
     _, d = rnncore.softmax_cross_entropy(logits, np.array([0, 1, 2, 0]))
     outs = [hs, *g, *grads.values(), h_last, d,
             rnncore.softmax(logits), rnncore.log_softmax(logits)]
-    for a, b in itertools.product(outs, ins + [logits]):
+    for a, b in itertools.product(outs, [*ins, logits]):
         assert not np.shares_memory(a, b)
     for a, b in itertools.combinations(outs, 2):
         assert not np.shares_memory(a, b)
@@ -340,7 +352,7 @@ def test_padding_semantics(rng, dtype):
                               h0=h0, lengths=lengths)
     gb = rnncore.rnn_backward(dhs2, hs, x2, params["W_xh"], params["W_hh"],
                               h0=h0, lengths=lengths)
-    for a, b in zip(ga, gb):
+    for a, b in zip(ga, gb, strict=True):
         np.testing.assert_array_equal(a, b)
     assert np.all(ga.dx[pad] == 0)
 
@@ -396,7 +408,7 @@ def test_full_lengths_equal_no_lengths(rng, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_h0_none_is_zeros(rng, dtype):
     T, B, D, H, C = 4, 3, 2, 3, 2
-    params, x, targets, kw = make_problem(rng, T, B, D, H, C, dtype,
+    params, x, _targets, kw = make_problem(rng, T, B, D, H, C, dtype,
                                           with_lengths=True)
     W = (params["W_xh"], params["W_hh"], params["b_h"])
     z = np.zeros((B, H), dtype)
@@ -487,7 +499,7 @@ def test_zero_sized_dims(rng, dtype, shape, with_lengths):
         tg = targets if mode == "seq" else targets[0]
         loss, grads, h_last = rnncore.loss_and_grads(
             params, x, tg, mode=mode, h0=h0, lengths=lengths)
-        wl, wg, wh, _ = ref.loss_and_grads(params, x, tg, mode, h0, lengths)
+        wl, wg, _wh, _ = ref.loss_and_grads(params, x, tg, mode, h0, lengths)
         assert type(loss) is float
         assert loss == pytest.approx(wl, rel=1e-5, abs=1e-300)
         assert h_last.shape == (B, H)

@@ -140,7 +140,7 @@ def test_nan_logits_propagate(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inf_logits_do_not_crash(dtype):
     logits = np.array([[np.inf, 0.0], [-np.inf, 0.0], [1.0, 2.0]], dtype)
-    loss, d = rnncore.softmax_cross_entropy(logits, np.array([1, 1, 0]))
+    _loss, d = rnncore.softmax_cross_entropy(logits, np.array([1, 1, 0]))
     assert d.shape == (3, 2)
     s = rnncore.softmax(logits)
     assert s.shape == (3, 2)
@@ -152,7 +152,7 @@ def test_inf_logits_do_not_crash(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_nan_inf_in_rnn_inputs_propagate(rng, dtype):
     T, B, D, H, C = 5, 3, 2, 4, 3
-    params, x, targets, kw = make_problem(rng, T, B, D, H, C, dtype)
+    params, x, targets, _kw = make_problem(rng, T, B, D, H, C, dtype)
     W = (params["W_xh"], params["W_hh"], params["b_h"])
     xn = x.copy()
     xn[2, 1, 0] = np.nan
@@ -162,7 +162,7 @@ def test_nan_inf_in_rnn_inputs_propagate(rng, dtype):
     # other sequences and earlier steps are unaffected
     assert_close(hs[:, [0, 2]], want[:, [0, 2]], dtype)
     assert_close(hs[:2, 1], want[:2, 1], dtype)
-    loss, grads, h_last = rnncore.loss_and_grads(params, xn, targets)
+    loss, grads, _h_last = rnncore.loss_and_grads(params, xn, targets)
     assert np.isnan(loss)
     assert np.any(np.isnan(grads["W_hh"]))
     g = rnncore.rnn_backward(np.ones_like(hs), hs, xn, W[0], W[1])
@@ -213,7 +213,7 @@ def test_long_float32_sequence_stays_finite(rng, mode):
 def test_long_float32_training_stays_finite(rng):
     """A few hundred SGD steps on T = 1000 float32 sequences."""
     T, B, D, H, C = 1000, 2, 3, 8, 4
-    params, x, targets, kw = make_problem(rng, T, B, D, H, C, np.float32,
+    params, x, targets, _kw = make_problem(rng, T, B, D, H, C, np.float32,
                                           "seq", scale=2.0)
     # a learnable target: class of the sign pattern of the current input
     targets = ((x[..., 0] > 0).astype(np.int64)

@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnn_util import (PARAM_KEYS, assert_close, make_params, make_problem,
-                      padded_mask, random_lengths)
+from rnn_util import (
+    PARAM_KEYS,
+    assert_close,
+    make_params,
+    make_problem,
+    padded_mask,
+    random_lengths,
+)
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -560,7 +560,7 @@ def test_loss_and_grads_bad_param_dtype(key, dtype):
         call_lag(**kw)
 
 
-@pytest.mark.parametrize("key", PARAM_KEYS + ("x", "h0"))
+@pytest.mark.parametrize("key", (*PARAM_KEYS, "x", "h0"))
 def test_loss_and_grads_mixed_dtypes(key):
     kw = lag_args(dtype=np.float64)
     if key in PARAM_KEYS:

@@ -11,6 +11,7 @@ correctness cross-check:
 - training step: ``loss`` and one gradient per parameter (``W_xh``, ...),
 - forward: ``hs`` (T, B, H) and ``logits`` ((T, B, C) or (B, C)).
 """
+
 import importlib
 import importlib.util
 

@@ -6,6 +6,7 @@ step adds ``h @ W_hhᵀ`` and applies tanh.  The training step is
 Calls block until their results are ready; compilation happens in the
 untimed first call.
 """
+
 from functools import partial
 
 import jax
@@ -32,6 +33,7 @@ def hidden_states(p, x):
     def step(h, xp_t):
         h = jnp.tanh(xp_t + h @ W_hhT)
         return h, h
+
     _, hs = lax.scan(step, h0, xp)
     return hs
 
@@ -70,7 +72,10 @@ class Peer:
     def to_numpy(self, op, out):
         if op == "train":
             value, grads = out
-            return {"loss": float(value), **{k: np.asarray(g) for k, g in grads.items()}}
+            return {
+                "loss": float(value),
+                **{k: np.asarray(g) for k, g in grads.items()},
+            }
         hs, logits = out
         return {"hs": np.asarray(hs), "logits": np.asarray(logits)}
 

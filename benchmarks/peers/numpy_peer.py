@@ -10,6 +10,7 @@
 - Backward: BPTT keeps only ``δ_t @ W_hh`` per step; ``dW_xh``, ``dW_hh``
   and ``db_h`` are one GEMM / one reduction each after the recursion.
 """
+
 import numpy as np
 
 LIBRARY = "numpy"
@@ -78,7 +79,9 @@ def backward_through_time(dh, hs, W_hh, mode):
 
 
 def loss_and_grads(params, x, targets, mode):
-    W_xh, W_hh, b_h, W_hy, b_y = (params[k] for k in ("W_xh", "W_hh", "b_h", "W_hy", "b_y"))
+    W_xh, W_hh, b_h, W_hy, b_y = (
+        params[k] for k in ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
+    )
     T, B, D = x.shape
     H = W_hh.shape[0]
     hs = hidden_states(x, W_xh, W_hh, b_h)
@@ -117,6 +120,7 @@ class Peer:
             if mode == "seq":
                 logits = logits.reshape(hs.shape[0], hs.shape[1], -1)
             return hs, logits
+
         return run
 
     def to_numpy(self, op, out):

@@ -7,6 +7,7 @@ kernels call, so that a whole inference pass uses one BLAS thread pool.
 between the two pools with more than one thread makes each pool's
 spinning idle threads compete with the other's work.)
 """
+
 import numpy as np
 from scipy.linalg import blas
 
@@ -42,6 +43,7 @@ class Peer:
         def step():
             loss, grads, _ = rnncore.loss_and_grads(params, x, targets, mode=mode)
             return loss, grads
+
         return step
 
     def forward(self, mode):
@@ -54,6 +56,7 @@ class Peer:
                 logits = output_layer(hs.reshape(T * B, H), p["W_hy"], p["b_y"])
                 return hs, logits.reshape(T, B, -1)
             return hs, output_layer(hs[-1], p["W_hy"], p["b_y"])
+
         return run
 
     def to_numpy(self, op, out):

@@ -7,6 +7,7 @@ model's ``bias_hh_l0`` is zero (rnncore's single ``b_h`` is ``bias_ih_l0``),
 but it stays trainable as in any ``nn.RNN``.  Inference runs under
 ``torch.inference_mode()``.
 """
+
 import torch
 import torch.nn.functional as F
 
@@ -58,20 +59,26 @@ class Peer:
             loss = F.cross_entropy(logits.reshape(targets.shape[0], -1), targets)
             loss.backward()
             return loss.item()
+
         return step
 
     def forward(self, mode):
         def run():
             with torch.inference_mode():
                 return self._logits(mode)
+
         return run
 
     def to_numpy(self, op, out):
         if op == "train":
             rnn, lin = self.rnn, self.linear
-            grads = {"W_xh": rnn.weight_ih_l0.grad, "W_hh": rnn.weight_hh_l0.grad,
-                     "b_h": rnn.bias_ih_l0.grad, "W_hy": lin.weight.grad,
-                     "b_y": lin.bias.grad}
+            grads = {
+                "W_xh": rnn.weight_ih_l0.grad,
+                "W_hh": rnn.weight_hh_l0.grad,
+                "b_h": rnn.bias_ih_l0.grad,
+                "W_hy": lin.weight.grad,
+                "b_y": lin.bias.grad,
+            }
             return {"loss": float(out), **{k: g.numpy() for k, g in grads.items()}}
         hs, logits = out
         return {"hs": hs.numpy(), "logits": logits.numpy()}
@@ -79,6 +86,14 @@ class Peer:
 
 def describe():
     """Version and the BLAS PyTorch was built with."""
-    blas = next((line.strip(" -") for line in torch.__config__.show().splitlines()
-                 if "Math Kernel Library" in line or "OpenBLAS" in line), "BLAS unknown")
-    return f"torch {torch.__version__}, {blas}, {torch.backends.cpu.get_cpu_capability()}"
+    blas = next(
+        (
+            line.strip(" -")
+            for line in torch.__config__.show().splitlines()
+            if "Math Kernel Library" in line or "OpenBLAS" in line
+        ),
+        "BLAS unknown",
+    )
+    return (
+        f"torch {torch.__version__}, {blas}, {torch.backends.cpu.get_cpu_capability()}"
+    )

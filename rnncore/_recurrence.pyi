@@ -1,0 +1,34 @@
+# Kernels of the Elman recurrence; the arrays are validated by
+# rnncore.functional (C-contiguous, one float dtype, lengths as np.intp).
+from typing import TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+_Float = TypeVar("_Float", np.float32, np.float64)
+
+def forward(
+    x: NDArray[_Float],
+    W_xh: NDArray[_Float],
+    W_hh: NDArray[_Float],
+    b_h: NDArray[_Float],
+    h0: NDArray[_Float],
+    lengths: NDArray[np.intp],
+    W_hhT: NDArray[_Float],
+    hs: NDArray[_Float],
+) -> None: ...
+def backward(
+    delta: NDArray[_Float],
+    dh_last: NDArray[_Float],
+    hs: NDArray[_Float],
+    x: NDArray[_Float],
+    W_xh: NDArray[_Float],
+    W_hh: NDArray[_Float],
+    h0: NDArray[_Float],
+    lengths: NDArray[np.intp],
+    dx: NDArray[_Float],
+    dh0: NDArray[_Float],
+    dW_xh: NDArray[_Float],
+    dW_hh: NDArray[_Float],
+    db_h: NDArray[_Float],
+) -> None: ...
