@@ -84,46 +84,55 @@ class Arguments:
         return arr
 
     def _bind(self, name, arr, symbols):
-        expected = "(" + ", ".join(symbols) + ("," if len(symbols) == 1 else "") + ")"
         if arr.ndim != len(symbols):
             raise ValueError(
-                f"{name} must be {len(symbols)}-D with shape {expected}, "
+                f"{name} must be {len(symbols)}-D with shape {_spelled(symbols)}, "
                 f"got shape {arr.shape}"
             )
+        dims = self.dims
         for axis, (sym, size) in enumerate(zip(symbols, arr.shape, strict=True)):
-            if sym not in self.dims:
-                self.dims[sym] = size
-                self._dim_source[sym] = f"{name}.shape[{axis}]"
+            bound = dims.get(sym)
+            if bound is None:
+                dims[sym] = size
+                self._dim_source[sym] = (name, axis)
                 self._check_limit(sym)
-            elif self.dims[sym] != size:
+            elif bound != size:
                 raise ValueError(
-                    f"{name} must have shape {expected} with {sym} = {self.dims[sym]} "
-                    f"(from {self._dim_source[sym]}), got shape {arr.shape}"
+                    f"{name} must have shape {_spelled(symbols)} with {sym} = "
+                    f"{bound} (from {self._source(sym)}), got shape {arr.shape}"
                 )
+
+    def _source(self, sym):
+        """Where dimension `sym` was bound, for error messages."""
+        source = self._dim_source[sym]
+        if isinstance(source, tuple):  # (argument, axis): spelled out lazily
+            return f"{source[0]}.shape[{source[1]}]"
+        return source
 
     def empty(self, *shape):
         """A new C-contiguous array of the call's dtype."""
-        dims = ", ".join(f"{sym} = {size} (from {self._dim_source[sym]})"
-                         for sym, size in self.dims.items())
-        check_nbytes(f"the dimensions {dims}", shape, self.dtype)
+        if math.prod(shape) * self.dtype.itemsize > INDEX_MAX:
+            dims = ", ".join(f"{sym} = {size} (from {self._source(sym)})"
+                             for sym, size in self.dims.items())
+            check_nbytes(f"the dimensions {dims}", shape, self.dtype)
         return np.empty(shape, dtype=self.dtype)
 
     def _check_limit(self, sym):
         """Every BLAS dimension, and the T * B rows of the time-batched
         products, must fit a 32-bit int.  Checked as soon as a dimension is
         bound, so that an argument is never copied for a call that fails."""
-        dims, source = self.dims, self._dim_source
+        dims, source = self.dims, self._source
         if sym in ("B", "D", "H", "C", "N") and dims[sym] > BLAS_INT_MAX:
             raise ValueError(
-                f"{source[sym]} ({sym} = {dims[sym]}) exceeds the "
+                f"{source(sym)} ({sym} = {dims[sym]}) exceeds the "
                 f"BLAS integer limit {BLAS_INT_MAX}"
             )
         if sym in ("T", "B") and "T" in dims and "B" in dims:
             rows = dims["T"] * dims["B"]
             if rows > BLAS_INT_MAX:
                 raise ValueError(
-                    f"T * B = {rows} rows (T from {source['T']}, B from "
-                    f"{source['B']}) exceeds the BLAS integer limit {BLAS_INT_MAX}"
+                    f"T * B = {rows} rows (T from {source('T')}, B from "
+                    f"{source('B')}) exceeds the BLAS integer limit {BLAS_INT_MAX}"
                 )
 
     def check_sizes(self):
@@ -131,12 +140,17 @@ class Arguments:
         dims = self.dims
         if dims.get("T", 1) < 1:
             raise ValueError(
-                f"{self._dim_source['T']} (T, the number of time steps) must be >= 1"
+                f"{self._source('T')} (T, the number of time steps) must be >= 1"
             )
         if dims.get("C", 1) < 1:
             raise ValueError(
-                f"{self._dim_source['C']} (C, the number of classes) must be >= 1"
+                f"{self._source('C')} (C, the number of classes) must be >= 1"
             )
+
+
+def _spelled(symbols):
+    """("T", "B") -> "(T, B)"; ("H",) -> "(H,)"."""
+    return "(" + ", ".join(symbols) + ("," if len(symbols) == 1 else "") + ")"
 
 
 def check_nbytes(what, shape, dtype):
@@ -194,6 +208,8 @@ def check_lengths(lengths, T):
 def check_targets(targets, C, ignore_index):
     """targets in [0, C) or equal to ignore_index, as a flat np.intp array."""
     flat = targets.reshape(-1)
+    if not flat.size or (flat.min() >= 0 and flat.max() < C):
+        return np.ascontiguousarray(flat, dtype=np.intp)
     bad = (flat != ignore_index) & ((flat < 0) | (flat >= C))
     if bad.any():
         value = flat[np.argmax(bad)]
