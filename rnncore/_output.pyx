@@ -28,7 +28,8 @@ cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                             floating *dW_hy, floating *db_y,
                             floating *dfeats) noexcept nogil:
     """Mean cross-entropy of the output layer; writes dW_hy, db_y and
-    dfeats = ∂L/∂feats (N, H).  logits is workspace (ends as dlogits)."""
+    dfeats = ∂L/∂feats (N, H) unless dfeats is NULL.  logits is workspace
+    (ends as dlogits)."""
     cdef Py_ssize_t r, c
     cdef double loss
     logits_core(N, C, H, feats, W_hy, b_y, logits)
@@ -39,8 +40,9 @@ cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     for r in range(N):
         for c in range(C):
             db_y[c] += logits[r * C + c]
-    # dfeats = dlogits·W_hy: (N × C)·(C × H)
-    gemm(False, False, N, H, C, 1, logits, C, W_hy, H, 0, dfeats, H)
+    if dfeats != NULL:
+        # dfeats = dlogits·W_hy: (N × C)·(C × H)
+        gemm(False, False, N, H, C, 1, logits, C, W_hy, H, 0, dfeats, H)
     return loss
 
 

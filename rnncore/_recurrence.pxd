@@ -8,10 +8,11 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        floating *W_hhT, floating *hs) noexcept nogil
 
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
-                        floating *delta, const floating *dh_last,
-                        const floating *hs, const floating *x,
-                        const floating *W_xh, const floating *W_hh,
-                        const floating *h0, const Py_ssize_t *lengths,
+                        const floating *ext, Py_ssize_t E, const floating *W_ext,
+                        const floating *dh_last, const floating *hs,
+                        const floating *x, const floating *W_xh,
+                        const floating *W_hh, const floating *h0,
+                        const Py_ssize_t *lengths, Py_ssize_t K, floating *work,
                         floating *dh0, floating *dx, floating *dW_xh,
                         floating *dW_hh, floating *db_h) noexcept nogil
 

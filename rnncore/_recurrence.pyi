@@ -17,8 +17,9 @@ def forward(
     W_hhT: NDArray[_Float],
     hs: NDArray[_Float],
 ) -> None: ...
+def backward_steps(T: int, B: int) -> int: ...
 def backward(
-    delta: NDArray[_Float],
+    dhs: NDArray[_Float],
     dh_last: NDArray[_Float],
     hs: NDArray[_Float],
     x: NDArray[_Float],
@@ -31,4 +32,5 @@ def backward(
     dW_xh: NDArray[_Float],
     dW_hh: NDArray[_Float],
     db_h: NDArray[_Float],
+    work: NDArray[_Float],
 ) -> None: ...

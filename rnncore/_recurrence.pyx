@@ -13,15 +13,7 @@ cimport cython
 from cython cimport floating
 
 from rnncore._blas cimport gemm, step_gemm
-from rnncore._simd cimport tanh_inplace, tanh_backward
-
-
-cdef inline void transpose(Py_ssize_t H, const floating *W,
-                           floating *WT) noexcept nogil:
-    cdef Py_ssize_t r, i
-    for r in range(H):
-        for i in range(H):
-            WT[i * H + r] = W[r * H + i]
+from rnncore._simd cimport tanh_inplace, tanh_backward, transpose
 
 
 cdef inline void project(Py_ssize_t rows, Py_ssize_t D, Py_ssize_t H,
@@ -94,59 +86,99 @@ cdef void advance_core(Py_ssize_t K, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                 memset(o_k + b * H, 0, H * sizeof(floating))
 
 
+cdef enum:
+    # Rows (steps × batch) of δ that backward_core keeps at once: enough
+    # for its weight-gradient GEMMs to run near full speed, few enough that
+    # δ is a small buffer next to the T·B·H hidden states.
+    BACKWARD_CHUNK_ROWS = 1024
+
+
+def backward_steps(Py_ssize_t T, Py_ssize_t B):
+    """How many time steps of δ backward_core holds at once: the first
+    dimension of its ``work`` array (K, B, H)."""
+    if B <= 0:
+        return T
+    return max(1, min(T, -(-BACKWARD_CHUNK_ROWS // B)))
+
+
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
-                        floating *delta, const floating *dh_last,
-                        const floating *hs, const floating *x,
-                        const floating *W_xh, const floating *W_hh,
-                        const floating *h0, const Py_ssize_t *lengths,
+                        const floating *ext, Py_ssize_t E, const floating *W_ext,
+                        const floating *dh_last, const floating *hs,
+                        const floating *x, const floating *W_xh,
+                        const floating *W_hh, const floating *h0,
+                        const Py_ssize_t *lengths, Py_ssize_t K, floating *work,
                         floating *dh0, floating *dx, floating *dW_xh,
                         floating *dW_hh, floating *db_h) noexcept nogil:
-    """Backpropagation through time.
+    """Backpropagation through time, K steps at a time from the end.
 
-    On entry ``delta`` holds ∂L/∂h_t from outside the recurrence (T, B, H);
-    it is overwritten with δ_t = (1 - h_t²) ⊙ ∂L/∂h_t, where ∂L/∂h_t also
-    receives δ_{t+1}·W_hh through the recurrence and, at each sequence's last
-    step, ``dh_last`` (may be NULL).  ``dh0`` (B, H) doubles as the carry
-    δ_{t+1}·W_hh and ends as ∂L/∂h0.  ``dx`` may be NULL (not wanted).
+    ∂L/∂h_t from outside the recurrence is ``ext`` (T·B, E) times
+    ``W_ext`` (E, H) (an output layer's dlogits·W_hy), or ``ext`` itself
+    (E = H) when W_ext is NULL, or zero when ext is NULL; each sequence's
+    last step also receives ``dh_last`` (may be NULL).  For each chunk of K
+    steps, ``work`` (K, B, H) receives δ_t = (1 - h_t²) ⊙ (∂L/∂h_t +
+    δ_{t+1}·W_hh), and the chunk's share of the weight gradients is one GEMM
+    each.  ``dh0`` (B, H) doubles as the carry δ_{t+1}·W_hh and ends as
+    ∂L/∂h0.  ``dx`` may be NULL (not wanted).
     """
-    cdef Py_ssize_t t, b, i, BH = B * H
+    cdef Py_ssize_t t, t0, t1, b, i, rows, BH = B * H
     cdef floating *d_t
     cdef const floating *h_t
     if dh_last != NULL and lengths == NULL:
         memcpy(dh0, dh_last, BH * sizeof(floating))
     else:
         memset(dh0, 0, BH * sizeof(floating))
-    for t in range(T - 1, -1, -1):
-        d_t = delta + t * BH
-        h_t = hs + t * BH
-        if lengths == NULL:
-            tanh_backward(d_t, h_t, dh0, BH)
-        else:
-            for b in range(B):
-                if t >= lengths[b]:
-                    memset(d_t + b * H, 0, H * sizeof(floating))
-                    continue
-                if dh_last != NULL and t == lengths[b] - 1:
-                    for i in range(H):
-                        d_t[b * H + i] += dh_last[b * H + i]
-                tanh_backward(d_t + b * H, h_t + b * H, dh0 + b * H, H)
-        # carry to step t-1: ∂L/∂h_{t-1} += δ_t·W_hh: (B × H)·(H × H)
-        step_gemm(B, H, H, d_t, W_hh, False, dh0)
-
-    # dW_xh = Σ_t δ_tᵀ·x_t: (H × T·B)·(T·B × D)
-    gemm(True, False, H, D, T * B, 1, delta, H, x, D, 0, dW_xh, D)
-    # dW_hh = Σ_{t≥1} δ_tᵀ·h_{t-1} (+ δ_0ᵀ·h0): (H × (T-1)·B)·((T-1)·B × H)
-    gemm(True, False, H, H, (T - 1) * B, 1, delta + BH, H, hs, H, 0, dW_hh, H)
-    if h0 != NULL:
-        gemm(True, False, H, H, B, 1, delta, H, h0, H, 1, dW_hh, H)
-    # db_h = Σ_t Σ_b δ_t
+    memset(dW_xh, 0, H * D * sizeof(floating))
+    memset(dW_hh, 0, H * H * sizeof(floating))
     memset(db_h, 0, H * sizeof(floating))
-    for b in range(T * B):
-        for i in range(H):
-            db_h[i] += delta[b * H + i]
-    if dx != NULL:
-        # dx = δ·W_xh: (T·B × H)·(H × D)
-        gemm(False, False, T * B, D, H, 1, delta, H, W_xh, D, 0, dx, D)
+    t1 = T
+    while t1 > 0:
+        t0 = t1 - K if t1 > K else 0
+        rows = (t1 - t0) * B
+        # the chunk's gradient from outside the recurrence
+        if ext == NULL:
+            memset(work, 0, rows * H * sizeof(floating))
+        elif W_ext == NULL:
+            memcpy(work, ext + t0 * BH, rows * H * sizeof(floating))
+        else:
+            # ext·W_ext: (rows × E)·(E × H)
+            gemm(False, False, rows, H, E, 1, ext + t0 * B * E, E, W_ext, H, 0,
+                 work, H)
+        for t in range(t1 - 1, t0 - 1, -1):
+            d_t = work + (t - t0) * BH
+            h_t = hs + t * BH
+            if lengths == NULL:
+                tanh_backward(d_t, h_t, dh0, BH)
+            else:
+                for b in range(B):
+                    if t >= lengths[b]:
+                        memset(d_t + b * H, 0, H * sizeof(floating))
+                        continue
+                    if dh_last != NULL and t == lengths[b] - 1:
+                        for i in range(H):
+                            d_t[b * H + i] += dh_last[b * H + i]
+                    tanh_backward(d_t + b * H, h_t + b * H, dh0 + b * H, H)
+            # carry to step t-1: ∂L/∂h_{t-1} += δ_t·W_hh: (B × H)·(H × H)
+            step_gemm(B, H, H, d_t, W_hh, False, dh0)
+
+        # dW_xh += Σ_t δ_tᵀ·x_t: (H × rows)·(rows × D)
+        gemm(True, False, H, D, rows, 1, work, H, x + t0 * B * D, D, 1, dW_xh, D)
+        # dW_hh += Σ_t δ_tᵀ·h_{t-1}: (H × rows)·(rows × H), h_{-1} = h0
+        if t0 > 0:
+            gemm(True, False, H, H, rows, 1, work, H, hs + (t0 - 1) * BH, H, 1,
+                 dW_hh, H)
+        else:
+            gemm(True, False, H, H, rows - B, 1, work + BH, H, hs, H, 1, dW_hh, H)
+            if h0 != NULL:
+                gemm(True, False, H, H, B, 1, work, H, h0, H, 1, dW_hh, H)
+        # db_h += Σ_t Σ_b δ_t
+        for b in range(rows):
+            for i in range(H):
+                db_h[i] += work[b * H + i]
+        if dx != NULL:
+            # dx_t = δ_t·W_xh: (rows × H)·(H × D)
+            gemm(False, False, rows, D, H, 1, work, H, W_xh, D, 0,
+                 dx + t0 * B * D, D)
+        t1 = t0
 
 
 cdef void gather_last(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
@@ -198,7 +230,7 @@ def advance(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def backward(floating[:, :, ::1] delta not None,
+def backward(const floating[:, :, ::1] dhs not None,
              const floating[:, ::1] dh_last not None,
              const floating[:, :, ::1] hs not None,
              const floating[:, :, ::1] x not None,
@@ -206,14 +238,18 @@ def backward(floating[:, :, ::1] delta not None,
              const floating[:, ::1] W_hh not None, const floating[:, ::1] h0 not None,
              const Py_ssize_t[::1] lengths not None, floating[:, :, ::1] dx not None,
              floating[:, ::1] dh0 not None, floating[:, ::1] dW_xh not None,
-             floating[:, ::1] dW_hh not None, floating[::1] db_h not None):
+             floating[:, ::1] dW_hh not None, floating[::1] db_h not None,
+             floating[:, :, ::1] work not None):
+    """dhs (T, B, H), or empty for zeros; work (backward_steps(T, B), B, H)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0]
+    cdef const floating *dhs_p = &dhs[0, 0, 0] if dhs.shape[0] > 0 else NULL
     cdef const floating *dhl_p = &dh_last[0, 0] if dh_last.shape[0] > 0 else NULL
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
     cdef floating *dx_p = &dx[0, 0, 0] if dx.shape[0] > 0 else NULL
     with nogil:
-        backward_core(T, B, D, H, &delta[0, 0, 0], dhl_p, &hs[0, 0, 0],
+        backward_core(T, B, D, H, dhs_p, H, <floating *>NULL, dhl_p, &hs[0, 0, 0],
                       &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p, len_p,
-                      &dh0[0, 0], dx_p, &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0])
+                      work.shape[0], &work[0, 0, 0], &dh0[0, 0], dx_p,
+                      &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0])

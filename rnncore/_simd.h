@@ -1,6 +1,6 @@
 /*
  * Element-wise kernels of rnncore: tanh, its backward step, exp and the
- * softmax of one row.
+ * softmax of one row.  (The per-step product is in _step_gemm.h.)
  *
  * Every scalar function is branch-free straight-line arithmetic so that the
  * array loops below vectorise at the full SIMD width without -ffast-math
@@ -208,43 +208,6 @@ RNC_DISPATCH RNC_UNUSED static double rnc_softmax_row_##SUFFIX(             \
     for (ptrdiff_t i = 0; i < n; i++) p[i] *= inv;                           \
     *zmax = m;                                                               \
     return LOG((double)s);                                                   \
-}                                                                            \
-                                                                            \
-/* C (m×n) += A (m×k)·B (k×n), row-major and contiguous.  For the per-step  \
-   products of small batches, where a BLAS call costs more in overhead than   \
-   in arithmetic.  Rows of C go four at a time so each row of B loaded from   \
-   cache serves four rows; the j loop runs at full SIMD width.  C must not    \
-   alias A or B. */                                                          \
-RNC_DISPATCH RNC_UNUSED static void rnc_small_gemm_acc_##SUFFIX(             \
-    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *B, T *C)     \
-{                                                                            \
-    ptrdiff_t r = 0;                                                         \
-    for (; r + 4 <= m; r += 4) {                                             \
-        T *c0 = C + r * n, *c1 = c0 + n, *c2 = c1 + n, *c3 = c2 + n;         \
-        const T *a = A + r * k;                                              \
-        for (ptrdiff_t i = 0; i < k; i++) {                                  \
-            const T *b = B + i * n;                                          \
-            T a0 = a[i], a1 = a[k + i], a2 = a[2 * k + i], a3 = a[3 * k + i];\
-            RNC_SIMD                                                         \
-            for (ptrdiff_t j = 0; j < n; j++) {                              \
-                T bj = b[j];                                                 \
-                c0[j] += a0 * bj;                                            \
-                c1[j] += a1 * bj;                                            \
-                c2[j] += a2 * bj;                                            \
-                c3[j] += a3 * bj;                                            \
-            }                                                                \
-        }                                                                    \
-    }                                                                        \
-    for (; r < m; r++) {                                                     \
-        T *c = C + r * n;                                                    \
-        const T *a = A + r * k;                                              \
-        for (ptrdiff_t i = 0; i < k; i++) {                                  \
-            const T *b = B + i * n;                                          \
-            T ai = a[i];                                                     \
-            RNC_SIMD                                                         \
-            for (ptrdiff_t j = 0; j < n; j++) c[j] += ai * b[j];             \
-        }                                                                    \
-    }                                                                        \
 }
 
 RNC_DEFINE_KERNELS(float, f32, rnc_tanhf, rnc_expf, log)

@@ -1,4 +1,5 @@
-# Element-wise kernels from _simd.h, with one fused entry point per kernel.
+# Element-wise kernels from _simd.h and the per-step product from
+# _step_gemm.h, with one fused entry point per kernel.
 from cython cimport floating
 
 
@@ -13,11 +14,16 @@ cdef extern from "_simd.h" nogil:
                                float *zmax)
     double rnc_softmax_row_f64(const double *z, double *p, Py_ssize_t n,
                                double scale, double *zmax)
-    void rnc_small_gemm_acc_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                                const float *A, const float *B, float *C)
-    void rnc_small_gemm_acc_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                                const double *A, const double *B, double *C)
     const char *rnc_simd_isa()
+
+
+cdef extern from "_step_gemm.h" nogil:
+    void rnc_step_gemm_acc_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                               const float *A, const float *B, float *C)
+    void rnc_step_gemm_acc_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                               const double *A, const double *B, double *C)
+    void rnc_transpose_f32(Py_ssize_t n, const float *W, float *WT)
+    void rnc_transpose_f64(Py_ssize_t n, const double *W, double *WT)
 
 
 cdef inline void tanh_inplace(floating *x, Py_ssize_t n) noexcept nogil:
@@ -56,6 +62,15 @@ cdef inline void small_gemm_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                 floating *C) noexcept nogil:
     """C (m×n) += A (m×k)·B (k×n), contiguous row-major, C not aliasing."""
     if floating is float:
-        rnc_small_gemm_acc_f32(m, n, k, A, B, C)
+        rnc_step_gemm_acc_f32(m, n, k, A, B, C)
     else:
-        rnc_small_gemm_acc_f64(m, n, k, A, B, C)
+        rnc_step_gemm_acc_f64(m, n, k, A, B, C)
+
+
+cdef inline void transpose(Py_ssize_t n, const floating *W,
+                           floating *WT) noexcept nogil:
+    """WT (n×n) <- Wᵀ"""
+    if floating is float:
+        rnc_transpose_f32(n, W, WT)
+    else:
+        rnc_transpose_f64(n, W, WT)

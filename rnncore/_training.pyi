@@ -26,7 +26,7 @@ def train_step(
     h_last: NDArray[_Float],
     W_hhT: NDArray[_Float],
     hs: NDArray[_Float],
-    delta: NDArray[_Float],
+    work: NDArray[_Float],
     logits: NDArray[_Float],
     dh_last: NDArray[_Float],
     dh0: NDArray[_Float],

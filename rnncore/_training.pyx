@@ -5,7 +5,6 @@ mode "seq": logits at every step, from hs (T·B rows), targets (T·B,) with
 padded steps already set to ignore_index.  mode "last": logits from each
 sequence's final state (B rows), targets (B,).
 """
-from libc.string cimport memset
 cimport cython
 from cython cimport floating
 
@@ -21,7 +20,7 @@ cdef double train_step_core(
         const floating *h0, const Py_ssize_t *lengths,
         floating *dW_xh, floating *dW_hh, floating *db_h, floating *dW_hy,
         floating *db_y, floating *h_last, floating *W_hhT, floating *hs,
-        floating *delta, floating *logits, floating *dh_last,
+        Py_ssize_t K, floating *work, floating *logits, floating *dh_last,
         floating *dh0) noexcept nogil:
     """Returns the mean loss; writes the five gradients and h_last."""
     cdef Py_ssize_t N = T * B if seq else B
@@ -29,15 +28,20 @@ cdef double train_step_core(
 
     forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, W_hhT, hs)
     gather_last(T, B, H, hs, lengths, h_last)
-    # the output layer's ∂L/∂h: every step's into delta, or the last states'
+    # "last": the output layer's ∂L/∂h of the last states into dh_last.
+    # "seq": logits ends as dlogits, and backward_core forms each chunk's
+    # ∂L/∂h_t = dlogits_t·W_hy itself, so no (T, B, H) array holds them.
     loss = loss_grads_core(N, C, H, hs if seq else h_last, targets, ignore_index,
                            W_hy, b_y, logits, dW_hy, db_y,
-                           delta if seq else dh_last)
-    if not seq:
-        memset(delta, 0, T * B * H * sizeof(floating))
-    backward_core(T, B, D, H, delta, <floating *>NULL if seq else dh_last, hs,
-                  x, W_xh, W_hh, h0, lengths, dh0, <floating *>NULL, dW_xh,
-                  dW_hh, db_h)
+                           <floating *>NULL if seq else dh_last)
+    if seq:
+        backward_core(T, B, D, H, logits, C, W_hy, <floating *>NULL, hs, x,
+                      W_xh, W_hh, h0, lengths, K, work, dh0, <floating *>NULL,
+                      dW_xh, dW_hh, db_h)
+    else:
+        backward_core(T, B, D, H, <floating *>NULL, H, <floating *>NULL, dh_last,
+                      hs, x, W_xh, W_hh, h0, lengths, K, work, dh0,
+                      <floating *>NULL, dW_xh, dW_hh, db_h)
     return loss
 
 
@@ -54,11 +58,12 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
                floating[:, ::1] dW_hh not None, floating[::1] db_h not None,
                floating[:, ::1] dW_hy not None, floating[::1] db_y not None,
                floating[:, ::1] h_last not None, floating[:, ::1] W_hhT not None,
-               floating[:, :, ::1] hs not None, floating[:, :, ::1] delta not None,
+               floating[:, :, ::1] hs not None, floating[:, :, ::1] work not None,
                floating[:, ::1] logits not None, floating[:, ::1] dh_last not None,
                floating[:, ::1] dh0 not None):
     """Arrays validated, C-contiguous, one dtype; h0 and lengths are empty
-    arrays when absent.  The last six arrays are workspace."""
+    arrays when absent.  The last six arrays are workspace; work is
+    (backward_steps(T, B), B, H)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0], C = W_hy.shape[0]
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
@@ -69,6 +74,6 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
             seq, T, B, D, H, C, &x[0, 0, 0], &targets[0], ignore_index,
             &W_xh[0, 0], &W_hh[0, 0], &b_h[0], &W_hy[0, 0], &b_y[0], h0_p,
             len_p, &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0], &dW_hy[0, 0], &db_y[0],
-            &h_last[0, 0], &W_hhT[0, 0], &hs[0, 0, 0], &delta[0, 0, 0],
+            &h_last[0, 0], &W_hhT[0, 0], &hs[0, 0, 0], work.shape[0], &work[0, 0, 0],
             &logits[0, 0], &dh_last[0, 0], &dh0[0, 0])
     return loss

@@ -160,11 +160,9 @@ def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
         args, x, W_xh, W_hh, h0, lengths
     )
     T, B, D, H = (args.dims[s] for s in "TBDH")
-    if dhs is None:
-        delta = np.zeros((T, B, H), dtype=args.dtype)
-    else:
-        # a private copy: the kernel overwrites it with δ_t
-        delta = np.array(args.floats("dhs", dhs, ("T", "B", "H")), copy=True)
+    # read, never written: the kernel keeps δ in a small buffer of its own
+    dhs = (args.empty(0, 0, 0) if dhs is None
+           else args.floats("dhs", dhs, ("T", "B", "H")))
     if dh_last is None:
         dh_last = args.empty(0, 0)
     else:
@@ -176,7 +174,8 @@ def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
         dW_hh=args.empty(H, H),
         db_h=args.empty(H),
     )
-    _recurrence.backward(delta, dh_last, hs, x, W_xh, W_hh, h0, lengths, *grads)
+    work = args.empty(_recurrence.backward_steps(T, B), B, H)
+    _recurrence.backward(dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths, *grads, work)
     return grads
 
 
@@ -375,8 +374,9 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
         seq, x, targets, ignore_index, W_xh, W_hh, b_h, W_hy, b_y, h0, lengths,
         grads["W_xh"], grads["W_hh"], grads["b_h"], grads["W_hy"], grads["b_y"],
         h_last,
-        # workspace: W_hhᵀ, hs, δ, logits, ∂L/∂h_last, carry
-        args.empty(H, H), args.empty(T, B, H), args.empty(T, B, H),
+        # workspace: W_hhᵀ, hs, δ of a chunk of steps, logits, ∂L/∂h_last, carry
+        args.empty(H, H), args.empty(T, B, H),
+        args.empty(_recurrence.backward_steps(T, B), B, H),
         args.empty(T * B if seq else B, C), args.empty(B, H), args.empty(B, H),
     )
     return loss, grads, h_last

@@ -360,7 +360,7 @@ class RNN:
             p["b_h" + s], p["W_hy"], p["b_y"], h0, lengths, grads["W_xh" + s],
             grads["W_hh" + s], grads["b_h" + s], grads["W_hy"], grads["b_y"],
             h_n[0], ws.get("W_hhT", (H, H), dt), ws.get("hs", (T, B, H), dt),
-            ws.get("delta", (T, B, H), dt),
+            ws.get("work", (_recurrence.backward_steps(T, B), B, H), dt),
             ws.get("logits", (T * B if seq else B, C), dt),
             ws.get("dh_last", (B, H), dt), ws.get("dh0", (B, H), dt))
         return loss, h_n
@@ -406,6 +406,7 @@ class RNN:
         # backward, top layer first; `upstream` is ∂L/∂(layer output) (T, B, F)
         upstream = dfeats.reshape(T, B, F) if seq else None
         dh0 = ws.get("dh0", (B, H), dt)
+        work = ws.get("work", (_recurrence.backward_steps(T, B), B, H), dt)
         for k in range(self.num_layers - 1, -1, -1):
             below = None
             for d in range(nd):
@@ -414,18 +415,18 @@ class RNN:
                 xin, hs = runs[k][d]
                 cols = slice(d * H, (d + 1) * H)
                 if upstream is None:  # top layer, mode "last"
-                    delta = np.zeros((T, B, H), dt)
+                    dhs = ws.get("empty3", (0, 0, 0), dt)
                     dh_last = np.ascontiguousarray(dfeats[:, cols])
                 else:
                     part = upstream[:, :, cols]
-                    delta = (np.array(part, order="C") if d == 0
-                             else self._reverse(part, rev))
+                    dhs = (np.ascontiguousarray(part) if d == 0
+                           else self._reverse(part, rev))
                     dh_last = empty
                 dx = np.empty((T, B, xin.shape[2]) if k > 0 else (0, 0, 0), dt)
                 h0 = h0s[k * nd + d] if h0s is not None else empty
-                _recurrence.backward(delta, dh_last, hs, xin, W_xh, W_hh, h0, lengths,
+                _recurrence.backward(dhs, dh_last, hs, xin, W_xh, W_hh, h0, lengths,
                                      dx, dh0, grads["W_xh" + s], grads["W_hh" + s],
-                                     grads["b_h" + s])
+                                     grads["b_h" + s], work)
                 if k > 0:
                     dx = dx if d == 0 else self._reverse(dx, rev)
                     below = dx if below is None else below + dx

@@ -1,0 +1,188 @@
+/*
+ * The per-step product of the recurrence for small batches:
+ *     C (m×n) += A (m×k)·B (k×n),   row-major, contiguous, C not aliasing.
+ * m is the batch (a few rows), n = k = H.  A BLAS call costs a few
+ * microseconds of fixed overhead, more than the arithmetic of such a product,
+ * so rnncore runs it here.
+ *
+ * Register blocking: a block of up to 4 rows of C by NV vectors of columns
+ * stays in registers for the whole k loop; each step of that loop loads NV
+ * vectors of one row of B and broadcasts one element of A per row, so every
+ * load of B serves up to 4 rows and C is read and written once.  Columns
+ * left over after the full blocks go in narrower blocks, then in a half-width
+ * vector, then one at a time.
+ *
+ * The vectors are GCC/clang vector extensions, so one source compiles to
+ * AVX-512, AVX2 or SSE2/NEON code.  On x86-64 Linux with GCC >= 12 (the
+ * builds that dispatch, see _simd.h) there are three copies, chosen per call
+ * by the CPU's features; elsewhere one copy for the build's baseline, and a
+ * plain loop where the compiler has no vector extensions (MSVC).
+ */
+#ifndef RNNCORE_STEP_GEMM_H
+#define RNNCORE_STEP_GEMM_H
+
+#include "_simd.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+
+/* The block update: R rows (1 to 4) by nv vectors of W lanes, R and nv
+   compile-time constants at every call site (always_inline), so acc and b
+   become registers. */
+#define RNC_SG_BLOCK(NAME, T, V, W, ATTR)                                     \
+ATTR RNC_INLINE void NAME(const int R, const int nv, ptrdiff_t k,             \
+                          const T *A, ptrdiff_t lda, const T *B,              \
+                          ptrdiff_t ldb, T *C, ptrdiff_t ldc)                 \
+{                                                                             \
+    V acc[4][8], b[8];                                                        \
+    for (int r = 0; r < R; r++)                                               \
+        for (int v = 0; v < nv; v++)                                          \
+            memcpy(&acc[r][v], C + r * ldc + v * W, sizeof(V));               \
+    for (ptrdiff_t i = 0; i < k; i++) {                                       \
+        for (int v = 0; v < nv; v++)                                          \
+            memcpy(&b[v], B + i * ldb + v * W, sizeof(V));                    \
+        for (int r = 0; r < R; r++) {                                         \
+            const T a = A[r * lda + i]; /* broadcast to every lane */         \
+            for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];               \
+        }                                                                     \
+    }                                                                         \
+    for (int r = 0; r < R; r++)                                               \
+        for (int v = 0; v < nv; v++)                                          \
+            memcpy(C + r * ldc + v * W, &acc[r][v], sizeof(V));               \
+}
+
+/* rows (1 to 4) as a constant */
+#define RNC_SG_ROWS(FN, rows, nv, ...)                                        \
+    switch (rows) {                                                           \
+    case 4: FN(4, nv, __VA_ARGS__); break;                                    \
+    case 3: FN(3, nv, __VA_ARGS__); break;                                    \
+    case 2: FN(2, nv, __VA_ARGS__); break;                                    \
+    default: FN(1, nv, __VA_ARGS__); break;                                   \
+    }
+
+/* One kernel: T the scalar, V/W the full vector and its lanes, VH/WH the
+   half-width vector, NV (<= 8) the vectors per block, ATTR its target. */
+#define RNC_DEFINE_STEP_GEMM(SUF, T, V, W, VH, WH, NV, ATTR)                  \
+RNC_SG_BLOCK(rnc_sg_block_##SUF, T, V, W, ATTR)                               \
+RNC_SG_BLOCK(rnc_sg_half_##SUF, T, VH, WH, ATTR)                              \
+ATTR RNC_UNUSED static void rnc_step_gemm_##SUF(                              \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *B, T *C)      \
+{                                                                             \
+    for (ptrdiff_t r = 0; r < m; r += 4) {                                    \
+        const int R = m - r < 4 ? (int)(m - r) : 4;                           \
+        const T *a = A + r * k;                                               \
+        T *c = C + r * n;                                                     \
+        ptrdiff_t j = 0;                                                      \
+        for (; j + NV * W <= n; j += NV * W)                                  \
+            RNC_SG_ROWS(rnc_sg_block_##SUF, R, NV, k, a, k, B + j, n,         \
+                        c + j, n)                                             \
+        const int nv = (int)((n - j) / W);                                    \
+        switch (nv) {                                                         \
+        case 0: break;                                                        \
+        case 1: RNC_SG_ROWS(rnc_sg_block_##SUF, R, 1, k, a, k, B + j, n,      \
+                            c + j, n) break;                                  \
+        case 2: RNC_SG_ROWS(rnc_sg_block_##SUF, R, 2 % NV, k, a, k, B + j,    \
+                            n, c + j, n) break;                               \
+        default: RNC_SG_ROWS(rnc_sg_block_##SUF, R, 3 % NV, k, a, k, B + j,   \
+                             n, c + j, n) break;                              \
+        }                                                                     \
+        j += nv * W;                                                          \
+        if (n - j >= WH) {                                                    \
+            RNC_SG_ROWS(rnc_sg_half_##SUF, R, 1, k, a, k, B + j, n, c + j, n) \
+            j += WH;                                                          \
+        }                                                                     \
+        for (; j < n; j++)                                                    \
+            for (int rr = 0; rr < R; rr++) {                                  \
+                T s = c[rr * n + j];                                          \
+                for (ptrdiff_t i = 0; i < k; i++)                             \
+                    s += a[rr * k + i] * B[i * n + j];                        \
+                c[rr * n + j] = s;                                            \
+            }                                                                 \
+    }                                                                         \
+}
+
+typedef float rnc_f32x16 __attribute__((vector_size(64)));
+typedef float rnc_f32x8 __attribute__((vector_size(32)));
+typedef float rnc_f32x4 __attribute__((vector_size(16)));
+typedef float rnc_f32x2 __attribute__((vector_size(8)));
+typedef double rnc_f64x8 __attribute__((vector_size(64)));
+typedef double rnc_f64x4 __attribute__((vector_size(32)));
+typedef double rnc_f64x2 __attribute__((vector_size(16)));
+typedef double rnc_f64x1 __attribute__((vector_size(8)));
+
+/* The build's baseline: 16-byte vectors (SSE2, NEON), 2 per block (4 rows
+   x 2 accumulators + 2 loads fit 16 registers). */
+RNC_DEFINE_STEP_GEMM(f32_base, float, rnc_f32x4, 4, rnc_f32x2, 2, 2, )
+RNC_DEFINE_STEP_GEMM(f64_base, double, rnc_f64x2, 2, rnc_f64x1, 1, 2, )
+
+#if RNC_HAVE_DISPATCH
+/* AVX2: 16 ymm registers, 2 vectors per block; AVX-512: 32 zmm registers,
+   4 vectors per block (16 accumulators + 4 loads + 1 broadcast). */
+#define RNC_V3 __attribute__((target("arch=x86-64-v3")))
+#define RNC_V4 __attribute__((target("arch=x86-64-v4")))
+RNC_DEFINE_STEP_GEMM(f32_v3, float, rnc_f32x8, 8, rnc_f32x4, 4, 2, RNC_V3)
+RNC_DEFINE_STEP_GEMM(f64_v3, double, rnc_f64x4, 4, rnc_f64x2, 2, 2, RNC_V3)
+RNC_DEFINE_STEP_GEMM(f32_v4, float, rnc_f32x16, 16, rnc_f32x8, 8, 4, RNC_V4)
+RNC_DEFINE_STEP_GEMM(f64_v4, double, rnc_f64x8, 8, rnc_f64x4, 4, 4, RNC_V4)
+
+#define RNC_STEP_GEMM_DISPATCH(SUF, T)                                        \
+RNC_UNUSED static void rnc_step_gemm_acc_##SUF(                               \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *B, T *C)      \
+{                                                                             \
+    /* __builtin_cpu_supports reads flags set once at load time */            \
+    if (__builtin_cpu_supports("x86-64-v4"))                                  \
+        rnc_step_gemm_##SUF##_v4(m, n, k, A, B, C);                           \
+    else if (__builtin_cpu_supports("x86-64-v3"))                             \
+        rnc_step_gemm_##SUF##_v3(m, n, k, A, B, C);                           \
+    else                                                                      \
+        rnc_step_gemm_##SUF##_base(m, n, k, A, B, C);                         \
+}
+#else
+#define RNC_STEP_GEMM_DISPATCH(SUF, T)                                        \
+RNC_UNUSED static void rnc_step_gemm_acc_##SUF(                               \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *B, T *C)      \
+{                                                                             \
+    rnc_step_gemm_##SUF##_base(m, n, k, A, B, C);                             \
+}
+#endif /* RNC_HAVE_DISPATCH */
+
+RNC_STEP_GEMM_DISPATCH(f32, float)
+RNC_STEP_GEMM_DISPATCH(f64, double)
+
+#else /* no vector extensions: the plain loop, which compilers vectorise */
+
+#define RNC_DEFINE_STEP_GEMM_PLAIN(SUF, T)                                    \
+static void rnc_step_gemm_acc_##SUF(                                          \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *B, T *C)      \
+{                                                                             \
+    for (ptrdiff_t r = 0; r < m; r++)                                         \
+        for (ptrdiff_t i = 0; i < k; i++) {                                   \
+            const T ai = A[r * k + i];                                        \
+            for (ptrdiff_t j = 0; j < n; j++) C[r * n + j] += ai * B[i * n + j]; \
+        }                                                                     \
+}
+RNC_DEFINE_STEP_GEMM_PLAIN(f32, float)
+RNC_DEFINE_STEP_GEMM_PLAIN(f64, double)
+
+#endif /* vector extensions */
+
+/* WT (n×n) <- Wᵀ, in 8×8 tiles so that reads and writes both stay in a few
+   cache lines; full tiles have constant bounds, so they unroll into plain
+   loads and stores. */
+#define RNC_DEFINE_TRANSPOSE(SUF, T)                                          \
+RNC_UNUSED static void rnc_transpose_##SUF(ptrdiff_t n, const T *W, T *WT)    \
+{                                                                             \
+    const ptrdiff_t full = n - n % 8;                                         \
+    for (ptrdiff_t r0 = 0; r0 < full; r0 += 8)                                \
+        for (ptrdiff_t c0 = 0; c0 < full; c0 += 8)                            \
+            for (int r = 0; r < 8; r++)                                       \
+                for (int c = 0; c < 8; c++)                                   \
+                    WT[(c0 + c) * n + r0 + r] = W[(r0 + r) * n + c0 + c];     \
+    /* the last rows and columns, when n is not a multiple of 8 */            \
+    for (ptrdiff_t r = 0; r < n; r++)                                         \
+        for (ptrdiff_t c = r < full ? full : 0; c < n; c++)                   \
+            WT[c * n + r] = W[r * n + c];                                     \
+}
+RNC_DEFINE_TRANSPOSE(f32, float)
+RNC_DEFINE_TRANSPOSE(f64, double)
+
+#endif /* RNNCORE_STEP_GEMM_H */

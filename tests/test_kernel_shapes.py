@@ -1,0 +1,148 @@
+"""The compiled kernels at the sizes where their code paths change.
+
+The per-step product (rnncore/_step_gemm.h) works on blocks of 4 rows and
+of several SIMD vectors of columns, then narrower vectors, then single
+columns; batches above its row limit go to BLAS.  The backward pass keeps δ
+for a chunk of steps at a time (``_recurrence.backward_steps``).  The
+reference here is a vectorised float64 NumPy recurrence, so the sizes can
+be large enough to reach every one of those paths.
+"""
+
+import numpy as np
+import pytest
+
+import rnncore
+from rnncore import _recurrence
+from rnn_util import assert_close, make_params, random_lengths
+
+DTYPES = [np.float32, np.float64]
+# every row remainder (B mod 4), up to and past the own kernel's limit
+BATCHES = [1, 2, 3, 4, 5, 7, 8, 9, 13]
+# column counts around multiples of 2, 4, 8, 16, 32 and 64 lanes
+HIDDEN = [1, 3, 8, 17, 31, 64, 100, 130]
+
+
+def np_forward(x, W_xh, W_hh, b_h, h0, lens):
+    T, B, _ = x.shape
+    h = np.zeros((B, W_hh.shape[0])) if h0 is None else h0.astype(np.float64)
+    hs = np.zeros((T, B, W_hh.shape[0]))
+    for t in range(T):
+        new = np.tanh(x[t] @ W_xh.T + h @ W_hh.T + b_h)
+        active = (t < lens)[:, None]
+        hs[t] = np.where(active, new, 0.0)
+        h = np.where(active, new, h)
+    return hs
+
+
+def np_backward(dhs, hs, x, W_xh, W_hh, h0, lens):
+    T, B, _ = x.shape
+    H = W_hh.shape[0]
+    carry = np.zeros((B, H))
+    delta = np.zeros((T, B, H))
+    for t in range(T - 1, -1, -1):
+        active = (t < lens)[:, None]
+        d = np.where(active, (1 - hs[t] ** 2) * (dhs[t] + carry), 0.0)
+        delta[t] = d
+        carry = np.where(active, d @ W_hh, carry)
+    prev = np.concatenate([(np.zeros((1, B, H)) if h0 is None else h0[None]),
+                           hs[:-1]])
+    return {
+        "dx": delta @ W_xh,
+        "dh0": carry,
+        "dW_xh": np.einsum("tbh,tbd->hd", delta, x),
+        "dW_hh": np.einsum("tbh,tbk->hk", delta, prev),
+        "db_h": delta.sum(axis=(0, 1)),
+    }
+
+
+def problem(rng, T, B, D, H, dtype, with_lengths, with_h0):
+    p = make_params(rng, D, H, 2, np.float64)
+    x = rng.standard_normal((T, B, D))
+    h0 = rng.uniform(-0.8, 0.8, (B, H)) if with_h0 else None
+    lens = random_lengths(rng, T, B) if with_lengths else np.full(B, T)
+    cast = {k: p[k].astype(dtype) for k in ("W_xh", "W_hh", "b_h")}
+    return p, x, h0, lens, cast
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B", BATCHES)
+@pytest.mark.parametrize("H", HIDDEN)
+def test_forward_and_backward_at_every_block_shape(rng, dtype, B, H):
+    T, D = 4, 3
+    p, x, h0, lens, w = problem(rng, T, B, D, H, dtype, True, True)
+    hs = rnncore.rnn_forward(x.astype(dtype), w["W_xh"], w["W_hh"], w["b_h"],
+                             h0=h0.astype(dtype), lengths=lens)
+    want = np_forward(x, p["W_xh"], p["W_hh"], p["b_h"], h0, lens)
+    assert_close(hs, want, dtype, name="hs")
+
+    dhs = rng.standard_normal((T, B, H))
+    got = rnncore.rnn_backward(dhs.astype(dtype), hs, x.astype(dtype),
+                               w["W_xh"], w["W_hh"], h0=h0.astype(dtype),
+                               lengths=lens)
+    # the reference runs on rnncore's states so that only BPTT is compared
+    grads = np_backward(np.where((np.arange(T)[:, None] < lens)[:, :, None],
+                                 dhs, 0.0),
+                        hs.astype(np.float64), x, p["W_xh"], p["W_hh"], h0,
+                        lens)
+    for name, value in grads.items():
+        if name == "dx":
+            value = np.where((np.arange(T)[:, None] < lens)[:, :, None], value,
+                             0.0)
+        assert_close(getattr(got, name), value, dtype, name=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T,B", [(1500, 1), (700, 3), (40, 64)])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_backward_over_several_chunks(rng, dtype, T, B, with_lengths):
+    """More rows than one chunk of δ holds: gradients sum over the chunks
+    and the carry crosses their boundaries."""
+    D, H = 2, 5
+    assert _recurrence.backward_steps(T, B) < T
+    p, x, h0, lens, w = problem(rng, T, B, D, H, dtype, with_lengths, True)
+    xd = x.astype(dtype)
+    hs = rnncore.rnn_forward(xd, w["W_xh"], w["W_hh"], w["b_h"],
+                             h0=h0.astype(dtype), lengths=lens)
+    dhs = 0.1 * rng.standard_normal((T, B, H))
+    got = rnncore.rnn_backward(dhs.astype(dtype), hs, xd, w["W_xh"], w["W_hh"],
+                               h0=h0.astype(dtype), lengths=lens)
+    active = (np.arange(T)[:, None] < lens)[:, :, None]
+    grads = np_backward(np.where(active, dhs, 0.0), hs.astype(np.float64), x,
+                        p["W_xh"], p["W_hh"], h0, lens)
+    grads["dx"] = np.where(active, grads["dx"], 0.0)
+    for name, value in grads.items():
+        assert_close(getattr(got, name), value, dtype, name=name)
+
+
+@pytest.mark.parametrize("mode", ["seq", "last"])
+def test_training_step_over_several_chunks(rng, mode):
+    """loss_and_grads, whose backward pass forms ∂L/∂h_t chunk by chunk from
+    the output layer, against the chunk-free rnn_backward route."""
+    T, B, D, H, C = 300, 5, 3, 7, 4
+    assert _recurrence.backward_steps(T, B) < T
+    p = make_params(rng, D, H, C, np.float64)
+    x = rng.standard_normal((T, B, D))
+    lens = random_lengths(rng, T, B)
+    targets = rng.integers(0, C, (T, B) if mode == "seq" else (B,))
+    loss, grads, h_last = rnncore.loss_and_grads(p, x, targets, mode=mode,
+                                                 lengths=lens)
+
+    hs = rnncore.rnn_forward(x, p["W_xh"], p["W_hh"], p["b_h"], lengths=lens)
+    active = np.arange(T)[:, None] < lens
+    if mode == "seq":
+        feats = hs.reshape(T * B, H)
+        tg = np.where(active, targets, -100).reshape(-1)
+    else:
+        feats = h_last
+        tg = targets
+    want_loss, dlogits = rnncore.softmax_cross_entropy(
+        feats @ p["W_hy"].T + p["b_y"], tg)
+    dfeats = dlogits @ p["W_hy"]
+    bw = rnncore.rnn_backward(dfeats.reshape(T, B, H) if mode == "seq" else None,
+                              hs, x, p["W_xh"], p["W_hh"], lengths=lens,
+                              dh_last=None if mode == "seq" else dfeats)
+    assert loss == pytest.approx(want_loss, rel=1e-12)
+    assert_close(grads["W_hy"], dlogits.T @ feats, name="W_hy")
+    assert_close(grads["b_y"], dlogits.sum(axis=0), name="b_y")
+    for name in ("W_xh", "W_hh", "b_h"):
+        assert_close(grads[name], getattr(bw, "d" + name), name=name)
