@@ -289,6 +289,66 @@ def test_ngram_is_a_normalised_distribution(rng):
     assert NGram(3, V, cyc[:300], cyc[300:400]).nats(cyc[400:]) < 0.2 * np.log(V)
 
 
+def ngram_nats_by_counting(order, V, train, dev, test, lambdas):
+    """NGram's formula with plain dictionaries of counts (test[order-1:]
+    scored; `dev` is unused but for the signature)."""
+    from collections import Counter
+
+    train = [int(t) for t in train]
+    grams = [Counter(tuple(train[i:i + n]) for i in range(len(train) - n + 1))
+             for n in range(1, order + 1)]
+    followed = [Counter() for _ in range(order)]
+    for n in range(2, order + 1):
+        for gram, c in grams[n - 1].items():
+            followed[n - 1][gram[:-1]] += c
+    total = 0.0
+    test = [int(t) for t in test]
+    for i in range(order - 1, len(test)):
+        p = 1.0 / V
+        for n in range(1, order + 1):
+            gram = tuple(test[i - n + 1:i + 1])
+            den = len(train) if n == 1 else followed[n - 1][gram[:-1]]
+            if den:
+                lam = lambdas[n - 1]
+                p = lam * grams[n - 1][gram] / den + (1 - lam) * p
+        total -= np.log(p)
+    return total / (len(test) - order + 1)
+
+
+@pytest.mark.parametrize("order, V", [(1, 6), (2, 5), (3, 4), (4, 3)])
+def test_ngram_matches_counting(rng, order, V):
+    ids = rng.integers(0, V, 700)
+    train, dev, test = ids[:400], ids[400:550], ids[550:]
+    test[:3] = V - 1  # contexts unseen in training
+    model = NGram(order, V, train, dev)
+    assert model.nats(test) == pytest.approx(
+        ngram_nats_by_counting(order, V, train, dev, test, model.lambdas),
+        rel=1e-12)
+
+
+def test_ngram_memory_grows_with_the_text_not_the_vocabulary():
+    import tracemalloc
+
+    # 3000 distinct characters: dense trigram tables would need V**3 = 2.7e10
+    # entries (over 200 GB), even a dense bigram table 72 MB
+    rng = np.random.default_rng(0)
+    alphabet = [chr(0x4E00 + i) for i in range(3000)]
+    text = "".join(rng.choice(alphabet, 30_000)) + "".join(alphabet)
+    vocab = CharVocab(text)
+    ids = vocab.encode(text)
+    assert len(vocab) == 3000
+    tracemalloc.start()
+    try:
+        for order in (2, 3):
+            model = NGram(order, len(vocab), ids[:20_000], ids[20_000:25_000])
+            nats = model.nats(ids[25_000:])
+            assert 0 < nats < np.log(len(vocab)) + 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MB"
+
+
 def test_demo_runs_with_a_tiny_budget(capsys):
     assert rnncore.demo.main(["--steps", "3", "--hidden", "8", "--batch", "4",
                               "--seq-len", "8", "--sample-length", "20",
