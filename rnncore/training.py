@@ -2,9 +2,21 @@
 sequences (:func:`fit`) and one long stream in chunks with the state carried
 across them (:func:`fit_stream`, truncated backpropagation through time).
 
-Both reuse one workspace for every step, so a loop allocates no new buffers
-once the batch shape settles, and both are deterministic for a given seed
-and BLAS thread count.
+Both pass one workspace to every step and are deterministic for a given
+seed and BLAS thread count.  What the workspace holds is reused from step
+to step, reallocated only when the batch shape changes (the last, smaller
+minibatch of an epoch, the shorter last chunk of a stream): the gradients
+and, for a single-layer unidirectional model, every buffer of the step
+(hidden states, deltas, logits, final state).  The optimiser allocates its
+state once.  Each step still allocates
+
+- the inputs as the kernels read them: token ids one-hot encoded, float
+  inputs cast to the model's dtype or made contiguous, the targets made
+  contiguous;
+- in :func:`fit`, the minibatch copies ``x[:, idx]`` and its targets; in
+  :func:`fit_stream`, a copy of the carried state;
+- for a stacked or bidirectional model, the step's per-layer arrays:
+  reversed and concatenated states, input gradients, ``h_n``.
 """
 import math
 
