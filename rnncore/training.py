@@ -225,10 +225,14 @@ def fit_stream(model, x, targets, *, seq_len=64, batch_size=32, epochs=1,
         A unidirectional model (the reverse direction cannot be carried
         forward across chunks).
     x : ndarray, shape (N, D), or integer ids of shape (N,)
+        The stream; float inputs are cast to the model's dtype, integer ids
+        in ``[0, input_size)`` one-hot encoded.
     targets : array of int, shape (N,)
+        A class per step in ``[0, output_size)`` or ``ignore_index``.
     seq_len : int, default 64
         Steps per chunk: how far back gradients flow.
     batch_size : int, default 32
+        Parallel streams; the last ``N % batch_size`` steps are dropped.
     epochs : int, default 1
     optimizer, lr, clip_norm, clip_value, ignore_index, progress
         As for :func:`fit`; gradients are clipped to norm 5 by default, the
@@ -239,7 +243,21 @@ def fit_stream(model, x, targets, *, seq_len=64, batch_size=32, epochs=1,
     Returns
     -------
     history : dict
-        As for :func:`fit`.
+        ``"loss"`` and ``"grad_norm"`` per update, ``"epoch_loss"`` per
+        epoch (weighted by chunk length).
+
+    Raises
+    ------
+    ValueError
+        A bidirectional model, shapes other than (N, D) or (N,) with
+        targets (N,), a stream shorter than ``batch_size``, ``seq_len``,
+        ``batch_size`` or ``epochs`` below 1, or a bad optimiser or
+        clipping argument (as for :func:`fit`).
+    TypeError
+        A non-integer count, inputs of a wrong kind, or an optimiser
+        without a ``step`` method.
+    FloatingPointError
+        The loss became NaN or infinite (the update is not applied).
     """
     if model.bidirectional:
         raise ValueError("fit_stream needs a unidirectional model: a bidirectional "
