@@ -689,7 +689,7 @@ class RNN:
         clip_norm : float or None, default 5.0
             Clip the gradients to this global 2-norm before each update.
         max_steps : int, optional
-            Stop after this many updates in total.
+            Stop after this many updates in total (>= 0).
 
         Returns
         -------
@@ -701,9 +701,10 @@ class RNN:
         ------
         ValueError
             A bidirectional model, shapes other than (N, D) or (N,) with
-            targets (N,), a stream shorter than ``batch_size``, ``seq_len``,
-            ``batch_size`` or ``epochs`` below 1, or a bad optimiser or
-            clipping argument (as for :meth:`fit`).
+            targets (N,), a 1-D ``x`` that is not integer ids, a stream
+            shorter than ``batch_size``, ``seq_len``, ``batch_size`` or
+            ``epochs`` below 1, a negative ``max_steps``, or a bad optimiser
+            or clipping argument (as for :meth:`fit`).
         TypeError
             A non-integer count, inputs of a wrong kind, or an optimiser
             without a ``step`` method.

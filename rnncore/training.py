@@ -238,7 +238,7 @@ def fit_stream(model, x, targets, *, seq_len=64, batch_size=32, epochs=1,
         As for :func:`fit`; gradients are clipped to norm 5 by default, the
         usual guard against exploding gradients in long recurrences.
     max_steps : int, optional
-        Stop after this many updates in total.
+        Stop after this many updates in total (>= 0).
 
     Returns
     -------
@@ -250,8 +250,9 @@ def fit_stream(model, x, targets, *, seq_len=64, batch_size=32, epochs=1,
     ------
     ValueError
         A bidirectional model, shapes other than (N, D) or (N,) with
-        targets (N,), a stream shorter than ``batch_size``, ``seq_len``,
-        ``batch_size`` or ``epochs`` below 1, or a bad optimiser or
+        targets (N,), a 1-D ``x`` that is not integer ids, a stream
+        shorter than ``batch_size``, ``seq_len``, ``batch_size`` or
+        ``epochs`` below 1, a negative ``max_steps``, or a bad optimiser or
         clipping argument (as for :func:`fit`).
     TypeError
         A non-integer count, inputs of a wrong kind, or an optimiser
@@ -272,8 +273,13 @@ def fit_stream(model, x, targets, *, seq_len=64, batch_size=32, epochs=1,
     if x.ndim not in (1, 2) or targets.shape != x.shape[:1]:
         raise ValueError(f"x must be (N, D) inputs or (N,) token ids and targets "
                          f"(N,), got shapes {x.shape} and {targets.shape}")
+    if x.ndim == 1 and x.dtype.kind not in "iu":
+        raise ValueError(f"x of shape (N,) must be integer token ids, got dtype "
+                         f"{x.dtype}; give float inputs as (N, D)")
     if max_steps is not None:
         max_steps = check_index("max_steps", max_steps)
+        if max_steps < 0:
+            raise ValueError(f"max_steps must be >= 0, got {max_steps}")
     update = _Updater(model, optimizer, lr, clip_norm, clip_value)
     ws = Workspace()
     n_chunks = -(-(len(x) // batch_size) // seq_len)

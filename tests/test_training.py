@@ -76,6 +76,12 @@ def test_fit_stream_max_steps_and_errors():
         model.fit_stream(ids[:3], ids[:3], batch_size=4)
     with pytest.raises(ValueError, match="shapes"):
         model.fit_stream(ids, ids[:-1])
+    with pytest.raises(ValueError, match="integer token ids"):
+        model.fit_stream(ids.astype(float), ids)
+    with pytest.raises(ValueError, match="max_steps"):
+        model.fit_stream(ids[:-1], ids[1:], max_steps=-1)
+    assert model.fit_stream(ids[:-1], ids[1:], batch_size=2, max_steps=0,
+                            progress=False)["loss"] == []
 
 
 def test_stream_chunks_layout():
