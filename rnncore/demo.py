@@ -204,10 +204,10 @@ def main(argv=None):
                                batch_size=args.batch, epochs=epochs, lr=args.lr,
                                max_steps=args.steps, progress=not args.quiet)
     seconds = time.perf_counter() - start
-    steps = len(history["loss"])
+    steps, losses = len(history["loss"]), history["loss"]
     print(f"trained {steps} steps in {seconds:.1f} s "
           f"({steps * n_chunk / seconds:,.0f} characters/s); training loss "
-          f"{np.mean(history['loss'][:10]):.3f} -> {np.mean(history['loss'][-10:]):.3f}")
+          f"{np.mean(losses[:10]):.3f} -> {np.mean(losses[-10:]):.3f}")
 
     dev = train[-len(held_out):]
     bigram = NGram(2, len(vocab), train[:-len(dev)], dev).nats(held_out)
