@@ -59,53 +59,105 @@ class NGram:
     """Interpolated n-gram model of token ids (Jelinek-Mercer smoothing):
     ``p_n = λ_n·count-ratio_n + (1 - λ_n)·p_{n-1}`` where the context was
     seen, ``p_{n-1}`` where not, down to the uniform ``1/V``.  The λ are
-    chosen on held-out `dev` ids."""
+    chosen on held-out `dev` ids.
+
+    The counts are stored sparsely, one entry per distinct n-gram of
+    `train`, so memory grows with the text, not with ``V ** order``.
+    """
 
     LAMBDAS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 
     def __init__(self, order, V, train, dev):
         self.order, self.V = order, V
-        self.counts = [np.bincount(self._codes(train, n), minlength=V ** n)
-                       for n in range(1, order + 1)]
-        # how often each (n-1)-gram is followed by something: the n-gram
-        # counts summed over their last token (not the (n-1)-gram counts,
-        # which also count the text's final (n-1)-gram)
-        self.contexts = [None] + [c.reshape(-1, V).sum(axis=1) for c in self.counts[1:]]
+        train = np.asarray(train, dtype=np.int64)
+        # keys[n-1]: the sorted codes of the distinct n-grams of `train`,
+        # counts[n-1] how often each occurs.  An n-gram's code is
+        # (index of its first n-1 tokens in keys[n-2])·V + its last token, so
+        # codes stay below len(train)·V whatever the order.
+        self.keys, self.counts, self.contexts = [], [], [None]
+        index = None  # index of each position's (n-1)-gram in keys[n-2]
+        for n in range(1, order + 1):
+            m = len(train) - n + 1
+            code = train[n - 1:] if n == 1 else index[:m] * V + train[n - 1:]
+            keys, inverse, counts = np.unique(code, return_inverse=True,
+                                              return_counts=True)
+            self.keys.append(keys)
+            self.counts.append(counts)
+            if n > 1:
+                # how often each (n-1)-gram is followed by something: the
+                # n-gram counts summed over their last token (not the
+                # (n-1)-gram counts, which also count the text's final
+                # (n-1)-gram)
+                self.contexts.append(np.bincount(keys // V, weights=counts,
+                                                 minlength=len(self.keys[n - 2])))
+            index = inverse.reshape(-1)
         self.total = len(train)
         self.lambdas = [0.5] * order
+        ratios = self._ratios(dev)
         for n in range(order):  # lowest order first, each given the others
             self.lambdas[n] = min(self.LAMBDAS, key=lambda lam: self._with(
-                n, lam).nats(dev))
+                n, lam)._nats(ratios))
 
     def _with(self, n, lam):
         self.lambdas[n] = lam
         return self
 
-    def _codes(self, ids, n):
-        """Each n-gram of `ids` as one integer (base V)."""
+    @staticmethod
+    def _find(keys, codes):
+        """Index of each code in the sorted `keys`, and whether it is there."""
+        pos = np.searchsorted(keys, codes)
+        found = pos < len(keys)
+        found[found] = keys[pos[found]] == codes[found]
+        return np.where(found, pos, 0), found
+
+    def _ratios(self, ids):
+        """For each order n, the count ratio of the n-gram ending at each of
+        ids[order-1:] and whether its context was seen."""
         ids = np.asarray(ids, dtype=np.int64)
-        code = np.zeros(len(ids) - n + 1, dtype=np.int64)
-        for j in range(n):
-            code = code * self.V + ids[j:len(ids) - n + 1 + j]
-        return code
+        k, V = self.order - 1, self.V
+        out = []
+        index, known = None, None  # the (n-1)-gram before each predicted id
+        for n in range(1, self.order + 1):
+            last = ids[k:]
+            if n == 1:
+                den = np.full(len(last), float(self.total))
+                seen = np.ones(len(last), dtype=bool)
+                code = last
+            else:
+                den = self.contexts[n - 1][index]
+                seen = known & (den > 0)
+                code = index * V + last
+            pos, found = self._find(self.keys[n - 1], code)
+            found &= seen
+            num = np.where(found, self.counts[n - 1][pos], 0).astype(np.float64)
+            ratio = np.divide(num, den, out=np.zeros_like(num), where=seen)
+            out.append((ratio, seen))
+            # the n-gram just scored is the context of the (n+1)-gram, which
+            # starts one token earlier
+            if n < self.order:
+                index, known = self._context(ids, n, k)
+        return out
+
+    def _context(self, ids, n, k):
+        """Index in keys[n-1] of the n-gram ids[i-n:i] before each predicted
+        ids[i], i >= k, and whether it occurs in the training text."""
+        index = known = None
+        for j in range(1, n + 1):  # grow it from the oldest token on
+            tok = ids[k - n + j - 1:len(ids) - n + j - 1]
+            code = tok if j == 1 else index * self.V + tok
+            pos, found = self._find(self.keys[j - 1], code)
+            index, known = pos, found if known is None else known & found
+        return index, known
+
+    def _nats(self, ratios):
+        p = np.full(len(ratios[0][0]), 1.0 / self.V)
+        for lam, (ratio, seen) in zip(self.lambdas, ratios, strict=True):
+            p = np.where(seen, lam * ratio + (1 - lam) * p, p)
+        return float(-np.mean(np.log(p)))
 
     def nats(self, ids):
         """Mean -log p of ids[order-1:] given the ids before each."""
-        ids = np.asarray(ids)
-        k = self.order - 1
-        p = np.full(len(ids) - k, 1.0 / self.V)
-        for n in range(1, self.order + 1):
-            grams = self._codes(ids[k - n + 1:], n)
-            num = self.counts[n - 1][grams].astype(np.float64)
-            if n == 1:
-                den = np.full(len(grams), float(self.total))
-            else:
-                den = self.contexts[n - 1][grams // self.V].astype(np.float64)
-            seen = den > 0
-            lam = self.lambdas[n - 1]
-            ratio = np.divide(num, den, out=np.zeros_like(num), where=seen)
-            p = np.where(seen, lam * ratio + (1 - lam) * p, p)
-        return float(-np.mean(np.log(p)))
+        return self._nats(self._ratios(ids))
 
 
 def _parser():
@@ -152,10 +204,10 @@ def main(argv=None):
                                batch_size=args.batch, epochs=epochs, lr=args.lr,
                                max_steps=args.steps, progress=not args.quiet)
     seconds = time.perf_counter() - start
-    steps = len(history["loss"])
+    steps, losses = len(history["loss"]), history["loss"]
     print(f"trained {steps} steps in {seconds:.1f} s "
           f"({steps * n_chunk / seconds:,.0f} characters/s); training loss "
-          f"{np.mean(history['loss'][:10]):.3f} -> {np.mean(history['loss'][-10:]):.3f}")
+          f"{np.mean(losses[:10]):.3f} -> {np.mean(losses[-10:]):.3f}")
 
     dev = train[-len(held_out):]
     bigram = NGram(2, len(vocab), train[:-len(dev)], dev).nats(held_out)

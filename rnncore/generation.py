@@ -46,6 +46,16 @@ def sample(model, length, *, prime=None, temperature=1.0, top_k=None, seed=None)
     -------
     ndarray of int, shape (length,)
         The generated tokens (not including the prime).
+
+    Raises
+    ------
+    ValueError
+        A bidirectional model, ``input_size != output_size``, a negative
+        ``length``, a negative or non-finite ``temperature``, ``top_k``
+        below 1, or ``prime`` ids out of range.
+    TypeError
+        A non-integer ``length`` or ``top_k``, or ``prime`` not a 1-D
+        sequence of integers.
     """
     if model.bidirectional:
         raise ValueError("sample() needs a unidirectional model")

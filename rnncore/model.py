@@ -592,17 +592,165 @@ class RNN:
     # ---- training and generation (see rnncore.training, rnncore.generation)
 
     def fit(self, x, targets, **kwargs):
-        """Train on minibatches of sequences; see :func:`rnncore.training.fit`."""
+        """Train on minibatches of independent sequences.
+
+        The same as :func:`rnncore.training.fit` with this model.
+
+        Parameters
+        ----------
+        x : ndarray, shape (T, N, D), or integer ids of shape (T, N)
+            All N sequences, time-major; minibatches are taken along axis 1.
+            Float inputs are cast to the model's dtype; integer ids in
+            ``[0, input_size)`` are one-hot encoded.
+        targets : array of int, shape (T, N) or (N,)
+            A class per step (``mode="seq"``) or per sequence
+            (``mode="last"``), in ``[0, output_size)`` or ``ignore_index``.
+        mode : {"seq", "last"}, default "seq"
+            Loss at every step or on each sequence's final state.
+        lengths : array of int, shape (N,), optional
+            Sequence lengths in [1, T]; padded steps take no loss.
+        epochs : int, default 1
+            Passes over the N sequences.
+        batch_size : int, default 32
+            Sequences per update; the last minibatch of an epoch may be
+            smaller.
+        optimizer : {"adam", "adamw", "adagrad", "sgd"} or optimiser, default "adam"
+            A name, built over ``params`` with ``lr``, or an object with a
+            ``step(grads)`` method (e.g. :class:`rnncore.optim.Adam` with a
+            schedule), used as it is.
+        lr : float, optional
+            Learning rate for an optimiser given by name (its default when
+            None; ``"sgd"`` needs one).
+        clip_norm : float, optional
+            Clip the gradients to this global 2-norm before each update.
+        clip_value : float, optional
+            Clip every gradient element to ``[-clip_value, clip_value]``.
+        shuffle : bool, default True
+            Visit the sequences in a new random order each epoch.
+        seed : int, optional
+            Seed of the shuffling; same seed, model and BLAS thread count,
+            same result bit for bit.
+        ignore_index : int, default -100
+            Target value that takes no loss.
+        validation_data : tuple, optional
+            ``(x, targets)`` or ``(x, targets, lengths)`` shaped like the
+            training data, scored with :meth:`evaluate` after each epoch.
+        progress : bool, default True
+            Show a progress bar (tqdm's when installed).
+
+        Returns
+        -------
+        history : dict of str to list of float
+            ``"loss"`` and ``"grad_norm"`` (before clipping) per update,
+            ``"epoch_loss"`` per epoch (weighted by minibatch size) and, with
+            ``validation_data``, ``"val_loss"`` per epoch.
+
+        Raises
+        ------
+        ValueError
+            Bad shapes, modes, lengths or targets, ``epochs`` or
+            ``batch_size`` below 1, an unknown optimiser name, ``"sgd"``
+            without ``lr``, ``lr`` with an optimiser object, or a
+            non-positive ``clip_norm``/``clip_value``.
+        TypeError
+            A non-integer count, inputs of a wrong kind, or an optimiser
+            without a ``step`` method.
+        FloatingPointError
+            The loss became NaN or infinite (that update is not applied).
+        """
         from rnncore.training import fit
         return fit(self, x, targets, **kwargs)
 
     def fit_stream(self, x, targets, **kwargs):
-        """Truncated BPTT over one long stream; see
-        :func:`rnncore.training.fit_stream`."""
+        """Train on one long stream with truncated backpropagation through
+        time.
+
+        The same as :func:`rnncore.training.fit_stream` with this model. The
+        stream is split into ``batch_size`` parallel streams read in
+        consecutive chunks of ``seq_len`` steps; each chunk starts from the
+        final state of the one before, with no gradient across the boundary,
+        and the state starts at zero each epoch.
+
+        Parameters
+        ----------
+        x : ndarray, shape (N, D), or integer ids of shape (N,)
+            The stream. Float inputs are cast to the model's dtype; integer
+            ids in ``[0, input_size)`` are one-hot encoded.
+        targets : array of int, shape (N,)
+            A class per step (for a language model, ``x`` shifted by one),
+            in ``[0, output_size)`` or ``ignore_index``.
+        seq_len : int, default 64
+            Steps per chunk: how far back gradients flow.
+        batch_size : int, default 32
+            Parallel streams; the last ``N % batch_size`` steps are dropped.
+        epochs : int, default 1
+            Passes over the stream.
+        optimizer, lr, clip_value, ignore_index, progress
+            As for :meth:`fit`.
+        clip_norm : float or None, default 5.0
+            Clip the gradients to this global 2-norm before each update.
+        max_steps : int, optional
+            Stop after this many updates in total (>= 0).
+
+        Returns
+        -------
+        history : dict of str to list of float
+            ``"loss"`` and ``"grad_norm"`` per update, ``"epoch_loss"`` per
+            epoch (weighted by chunk length).
+
+        Raises
+        ------
+        ValueError
+            A bidirectional model, shapes other than (N, D) or (N,) with
+            targets (N,), a 1-D ``x`` that is not integer ids, a stream
+            shorter than ``batch_size``, ``seq_len``, ``batch_size`` or
+            ``epochs`` below 1, a negative ``max_steps``, or a bad optimiser
+            or clipping argument (as for :meth:`fit`).
+        TypeError
+            A non-integer count, inputs of a wrong kind, or an optimiser
+            without a ``step`` method.
+        FloatingPointError
+            The loss became NaN or infinite (that update is not applied).
+        """
         from rnncore.training import fit_stream
         return fit_stream(self, x, targets, **kwargs)
 
     def sample(self, length, **kwargs):
-        """Generate tokens; see :func:`rnncore.generation.sample`."""
+        """Generate tokens, each drawn from the softmax and fed back in.
+
+        The same as :func:`rnncore.generation.sample` with this model, which
+        must be unidirectional with ``input_size == output_size``.
+
+        Parameters
+        ----------
+        length : int
+            Number of tokens to generate (>= 0).
+        prime : sequence of int, shape (P,), optional
+            Token ids in ``[0, input_size)`` read first to set the state;
+            generation continues after the last one. Without it the first
+            token is drawn from the output layer at the zero state.
+        temperature : float, default 1.0
+            The logits are divided by it: below 1 sharper, above 1 more
+            varied; 0 is greedy decoding (the most likely token every time).
+        top_k : int, optional
+            Draw only among the ``top_k`` most likely tokens.
+        seed : int or numpy.random.Generator, optional
+            Same seed, same tokens.
+
+        Returns
+        -------
+        tokens : ndarray of intp, shape (length,)
+            The generated ids (not including ``prime``).
+
+        Raises
+        ------
+        ValueError
+            A bidirectional model, ``input_size != output_size``, a negative
+            ``length``, a negative or non-finite ``temperature``, ``top_k``
+            below 1, or ``prime`` ids out of range.
+        TypeError
+            A non-integer ``length`` or ``top_k``, or ``prime`` not a 1-D
+            sequence of integers.
+        """
         from rnncore.generation import sample
         return sample(self, length, **kwargs)

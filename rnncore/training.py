@@ -2,9 +2,21 @@
 sequences (:func:`fit`) and one long stream in chunks with the state carried
 across them (:func:`fit_stream`, truncated backpropagation through time).
 
-Both reuse one workspace for every step, so a loop allocates no new buffers
-once the batch shape settles, and both are deterministic for a given seed
-and BLAS thread count.
+Both pass one workspace to every step and are deterministic for a given
+seed and BLAS thread count.  What the workspace holds is reused from step
+to step, reallocated only when the batch shape changes (the last, smaller
+minibatch of an epoch, the shorter last chunk of a stream): the gradients
+and, for a single-layer unidirectional model, every buffer of the step
+(hidden states, deltas, logits, final state).  The optimiser allocates its
+state once.  Each step still allocates
+
+- the inputs as the kernels read them: token ids one-hot encoded, float
+  inputs cast to the model's dtype or made contiguous, the targets made
+  contiguous;
+- in :func:`fit`, the minibatch copies ``x[:, idx]`` and its targets; in
+  :func:`fit_stream`, a copy of the carried state;
+- for a stacked or bidirectional model, the step's per-layer arrays:
+  reversed and concatenated states, input gradients, ``h_n``.
 """
 import math
 
@@ -190,7 +202,7 @@ def stream_chunks(x, targets, batch_size, seq_len):
     if n < 1:
         raise ValueError(f"the stream of {len(x)} steps is shorter than "
                          f"batch_size = {batch_size}")
-    xs = np.swapaxes(x[:n * batch_size].reshape((batch_size, n) + x.shape[1:]), 0, 1)
+    xs = np.swapaxes(x[:n * batch_size].reshape((batch_size, n, *x.shape[1:])), 0, 1)
     ts = targets[:n * batch_size].reshape(batch_size, n).T
     for start in range(0, n, seq_len):
         yield xs[start:start + seq_len], ts[start:start + seq_len]
@@ -213,21 +225,40 @@ def fit_stream(model, x, targets, *, seq_len=64, batch_size=32, epochs=1,
         A unidirectional model (the reverse direction cannot be carried
         forward across chunks).
     x : ndarray, shape (N, D), or integer ids of shape (N,)
+        The stream; float inputs are cast to the model's dtype, integer ids
+        in ``[0, input_size)`` one-hot encoded.
     targets : array of int, shape (N,)
+        A class per step in ``[0, output_size)`` or ``ignore_index``.
     seq_len : int, default 64
         Steps per chunk: how far back gradients flow.
     batch_size : int, default 32
+        Parallel streams; the last ``N % batch_size`` steps are dropped.
     epochs : int, default 1
     optimizer, lr, clip_norm, clip_value, ignore_index, progress
         As for :func:`fit`; gradients are clipped to norm 5 by default, the
         usual guard against exploding gradients in long recurrences.
     max_steps : int, optional
-        Stop after this many updates in total.
+        Stop after this many updates in total (>= 0).
 
     Returns
     -------
     history : dict
-        As for :func:`fit`.
+        ``"loss"`` and ``"grad_norm"`` per update, ``"epoch_loss"`` per
+        epoch (weighted by chunk length).
+
+    Raises
+    ------
+    ValueError
+        A bidirectional model, shapes other than (N, D) or (N,) with
+        targets (N,), a 1-D ``x`` that is not integer ids, a stream
+        shorter than ``batch_size``, ``seq_len``, ``batch_size`` or
+        ``epochs`` below 1, a negative ``max_steps``, or a bad optimiser or
+        clipping argument (as for :func:`fit`).
+    TypeError
+        A non-integer count, inputs of a wrong kind, or an optimiser
+        without a ``step`` method.
+    FloatingPointError
+        The loss became NaN or infinite (the update is not applied).
     """
     if model.bidirectional:
         raise ValueError("fit_stream needs a unidirectional model: a bidirectional "
@@ -242,8 +273,13 @@ def fit_stream(model, x, targets, *, seq_len=64, batch_size=32, epochs=1,
     if x.ndim not in (1, 2) or targets.shape != x.shape[:1]:
         raise ValueError(f"x must be (N, D) inputs or (N,) token ids and targets "
                          f"(N,), got shapes {x.shape} and {targets.shape}")
+    if x.ndim == 1 and x.dtype.kind not in "iu":
+        raise ValueError(f"x of shape (N,) must be integer token ids, got dtype "
+                         f"{x.dtype}; give float inputs as (N, D)")
     if max_steps is not None:
         max_steps = check_index("max_steps", max_steps)
+        if max_steps < 0:
+            raise ValueError(f"max_steps must be >= 0, got {max_steps}")
     update = _Updater(model, optimizer, lr, clip_norm, clip_value)
     ws = Workspace()
     n_chunks = -(-(len(x) // batch_size) // seq_len)

@@ -34,3 +34,19 @@ def test_char_lm_runs_and_saves(tmp_path, capsys):
     assert "interpolated trigram" in capsys.readouterr().out
     import rnncore
     assert rnncore.load(path).hidden_size == 8
+
+
+def test_char_lm_on_a_text_of_thousands_of_distinct_characters(tmp_path, capsys):
+    # the trigram baseline's tables must not grow as V**3 (2.7e10 entries)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    alphabet = [chr(0x4E00 + i) for i in range(3000)]
+    path = tmp_path / "text.txt"
+    path.write_text("".join(alphabet) + "".join(rng.choice(alphabet, 20_000)),
+                    encoding="utf-8")
+    nats, trigram = load_example("char_lm").main(
+        [str(path), "--steps", "2", "--hidden", "8", "--batch", "4",
+         "--seq-len", "8", "--quiet"])
+    assert 0 < nats < 10 and 0 < trigram < np.log(3000) + 1
+    assert "interpolated trigram" in capsys.readouterr().out

@@ -5,9 +5,11 @@ import io
 import numpy as np
 import pytest
 
+import reference
 import rnncore
 from rnncore._progress import Progress, _TextBar
 from rnncore.demo import CharVocab, NGram
+from rnncore.training import stream_chunks
 
 
 def sign_task(rng, N=256, T=6):
@@ -74,6 +76,126 @@ def test_fit_stream_max_steps_and_errors():
         model.fit_stream(ids[:3], ids[:3], batch_size=4)
     with pytest.raises(ValueError, match="shapes"):
         model.fit_stream(ids, ids[:-1])
+    with pytest.raises(ValueError, match="integer token ids"):
+        model.fit_stream(ids.astype(float), ids)
+    with pytest.raises(ValueError, match="max_steps"):
+        model.fit_stream(ids[:-1], ids[1:], max_steps=-1)
+    assert model.fit_stream(ids[:-1], ids[1:], batch_size=2, max_steps=0,
+                            progress=False)["loss"] == []
+
+
+def test_stream_chunks_layout():
+    """batch_size parallel streams, read in consecutive chunks, time-major."""
+    x = np.arange(29) * 10  # 3 streams of 9 steps; the last 2 steps dropped
+    targets = x + 1
+    chunks = list(stream_chunks(x, targets, batch_size=3, seq_len=4))
+    assert [len(xc) for xc, _ in chunks] == [4, 4, 1]
+    streams = x[:27].reshape(3, 9)  # stream b is x[9b:9b+9], unbroken
+    for k, (xc, tc) in enumerate(chunks):
+        assert xc.shape[1:] == (3,) and tc.shape == xc.shape
+        np.testing.assert_array_equal(xc, streams[:, 4 * k:4 * k + 4].T)
+        np.testing.assert_array_equal(tc, xc + 1)  # targets cut the same way
+    # chunk k+1 starts where chunk k ended, in every stream
+    np.testing.assert_array_equal(np.concatenate([xc for xc, _ in chunks]),
+                                  streams.T)
+    # feature vectors (N, D) are cut along the first axis only
+    feats = np.stack([x, -x], axis=1)
+    feat_chunks = list(stream_chunks(feats, targets, 3, 4))
+    assert len(feat_chunks) == len(chunks)
+    for (fc, _), (xc, _) in zip(feat_chunks, chunks, strict=True):
+        assert fc.shape == (*xc.shape, 2)
+        np.testing.assert_array_equal(fc[..., 0], xc)
+        np.testing.assert_array_equal(fc[..., 1], -xc)
+    with pytest.raises(ValueError, match="shorter than batch_size"):
+        next(stream_chunks(x[:2], targets[:2], batch_size=3, seq_len=4))
+
+
+class RecordingOptimizer:
+    """Keeps a copy of the gradients of every step and leaves the parameters
+    alone, so every chunk of a fit_stream run sees the same weights."""
+
+    def __init__(self):
+        self.grads = []
+
+    def step(self, grads):
+        self.grads.append({k: v.copy() for k, v in grads.items()})
+
+
+def assert_grads_equal(actual, expected, rtol=1e-12, atol=1e-14):
+    assert actual.keys() == expected.keys()
+    for k in expected:
+        np.testing.assert_allclose(actual[k], expected[k], rtol=rtol, atol=atol,
+                                   err_msg=k)
+
+
+def assert_grads_differ(a, b):
+    assert any(not np.allclose(a[k], b[k], rtol=1e-6, atol=1e-9) for k in a)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_fit_stream_carries_the_state_and_cuts_the_gradient(rng, num_layers):
+    V, H, B, L = 5, 6, 3, 7
+    ids = rng.integers(0, V, 62)
+    x, targets = ids[:-1], ids[1:]          # 61 steps: 3 streams of 20
+    model = rnncore.RNN(V, H, V, num_layers=num_layers, dtype="float64", seed=2)
+    opt = RecordingOptimizer()
+    history = model.fit_stream(x, targets, seq_len=L, batch_size=B, epochs=2,
+                               optimizer=opt, clip_norm=None, progress=False)
+    assert len(opt.grads) == len(history["loss"]) == 2 * 3   # chunks 7, 7, 6
+
+    # the same chunks by hand: each starts from the final state of the one
+    # before, which loss_and_grads takes as a constant h0
+    xs, ts = x[:60].reshape(B, 20).T, targets[:60].reshape(B, 20).T
+    h, bounds = None, [(0, 7), (7, 14), (14, 20)]
+    for k, (a, b) in enumerate(bounds):
+        loss, grads, h_next = model.loss_and_grads(xs[a:b], ts[a:b], h0=h)
+        assert history["loss"][k] == pytest.approx(loss, rel=1e-12)
+        assert_grads_equal(opt.grads[k], grads)
+        if h is not None:
+            # a fresh zero state would have given other gradients
+            assert_grads_differ(opt.grads[k],
+                                model.loss_and_grads(xs[a:b], ts[a:b])[1])
+        # the carried state is the state of the whole stream so far
+        _, h_stream = model.forward(xs[:b], return_state=True)
+        np.testing.assert_allclose(h_next, h_stream, rtol=1e-12, atol=1e-13)
+        h = h_next
+    # each epoch starts again from the zero state
+    for k in range(3):
+        assert_grads_equal(opt.grads[3 + k], opt.grads[k])
+
+    # no gradient crosses a boundary: full BPTT of chunk 1's loss back
+    # through chunk 0 (chunk 0's targets ignored, so the loss is the same)
+    # differs from what fit_stream used
+    masked = ts[:14].copy()
+    masked[:7] = -100
+    loss_full, grads_full, _ = model.loss_and_grads(xs[:14], masked)
+    assert loss_full == pytest.approx(history["loss"][1], rel=1e-12)
+    assert_grads_differ(grads_full, opt.grads[1])
+
+
+def test_fit_stream_first_chunk_is_full_bptt_of_that_chunk(rng):
+    V, H, B, L = 6, 5, 4, 9
+    ids = rng.integers(0, V, 4 * 30 + 1)
+    model = rnncore.RNN(V, H, V, dtype="float64", seed=3)
+    opt = RecordingOptimizer()
+    model.fit_stream(ids[:-1], ids[1:], seq_len=L, batch_size=B, optimizer=opt,
+                     clip_norm=None, progress=False, max_steps=1)
+    x0 = ids[:-1][:120].reshape(B, 30).T[:L]     # the first chunk, (L, B)
+    t0 = ids[1:][:120].reshape(B, 30).T[:L]
+    onehot = np.eye(V)[x0]
+    params = {k: model.params[k + "_l0"] for k in ("W_xh", "W_hh", "b_h")}
+    params.update(W_hy=model.params["W_hy"], b_y=model.params["b_y"])
+    expected = {
+        # the compiled full-BPTT step of the functional API
+        "functional": rnncore.loss_and_grads(params, onehot, t0)[1],
+        # and the plain NumPy implementation, one step at a time
+        "reference": reference.loss_and_grads(params, onehot, t0)[1],
+    }
+    got = {k: opt.grads[0][k + "_l0" if k in ("W_xh", "W_hh", "b_h") else k]
+           for k in params}
+    assert_grads_equal(got, expected["functional"])
+    assert_grads_equal(got, expected["reference"], rtol=1e-10, atol=1e-13)
+    assert_grads_equal(opt.grads[0], model.loss_and_grads(x0, t0)[1])
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
@@ -166,11 +288,71 @@ def test_ngram_is_a_normalised_distribution(rng):
     train = rng.integers(0, V, 300)
     model = NGram(3, V, train[:200], train[200:])
     for context in ([0, 1], [3, 3], [2, 0]):
-        total = sum(np.exp(-model.nats(np.array(context + [c]))) for c in range(V))
+        total = sum(np.exp(-model.nats(np.array([*context, c]))) for c in range(V))
         assert total == pytest.approx(1.0, rel=1e-12)
     # a deterministic sequence: the trigram model beats the uniform distribution
     cyc = np.tile([0, 1, 2, 3, 1], 100)
     assert NGram(3, V, cyc[:300], cyc[300:400]).nats(cyc[400:]) < 0.2 * np.log(V)
+
+
+def ngram_nats_by_counting(order, V, train, dev, test, lambdas):
+    """NGram's formula with plain dictionaries of counts (test[order-1:]
+    scored; `dev` is unused but for the signature)."""
+    from collections import Counter
+
+    train = [int(t) for t in train]
+    grams = [Counter(tuple(train[i:i + n]) for i in range(len(train) - n + 1))
+             for n in range(1, order + 1)]
+    followed = [Counter() for _ in range(order)]
+    for n in range(2, order + 1):
+        for gram, c in grams[n - 1].items():
+            followed[n - 1][gram[:-1]] += c
+    total = 0.0
+    test = [int(t) for t in test]
+    for i in range(order - 1, len(test)):
+        p = 1.0 / V
+        for n in range(1, order + 1):
+            gram = tuple(test[i - n + 1:i + 1])
+            den = len(train) if n == 1 else followed[n - 1][gram[:-1]]
+            if den:
+                lam = lambdas[n - 1]
+                p = lam * grams[n - 1][gram] / den + (1 - lam) * p
+        total -= np.log(p)
+    return total / (len(test) - order + 1)
+
+
+@pytest.mark.parametrize("order, V", [(1, 6), (2, 5), (3, 4), (4, 3)])
+def test_ngram_matches_counting(rng, order, V):
+    ids = rng.integers(0, V, 700)
+    train, dev, test = ids[:400], ids[400:550], ids[550:]
+    test[:3] = V - 1  # contexts unseen in training
+    model = NGram(order, V, train, dev)
+    assert model.nats(test) == pytest.approx(
+        ngram_nats_by_counting(order, V, train, dev, test, model.lambdas),
+        rel=1e-12)
+
+
+def test_ngram_memory_grows_with_the_text_not_the_vocabulary():
+    import tracemalloc
+
+    # 3000 distinct characters: dense trigram tables would need V**3 = 2.7e10
+    # entries (over 200 GB), even a dense bigram table 72 MB
+    rng = np.random.default_rng(0)
+    alphabet = [chr(0x4E00 + i) for i in range(3000)]
+    text = "".join(rng.choice(alphabet, 30_000)) + "".join(alphabet)
+    vocab = CharVocab(text)
+    ids = vocab.encode(text)
+    assert len(vocab) == 3000
+    tracemalloc.start()
+    try:
+        for order in (2, 3):
+            model = NGram(order, len(vocab), ids[:20_000], ids[20_000:25_000])
+            nats = model.nats(ids[25_000:])
+            assert 0 < nats < np.log(len(vocab)) + 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 32 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MB"
 
 
 def test_demo_runs_with_a_tiny_budget(capsys):
