@@ -44,7 +44,8 @@ def _positive_int(name, value, minimum=1):
 
 
 def _choice(name, value, options):
-    if value not in options:
+    # a str test first: `in` would compare an array element-wise
+    if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
 

@@ -224,6 +224,9 @@ def test_call_errors(rng):
         model.forward(x, h0=np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="mode"):
         model.loss_and_grads(x, t, mode="all")
+    for mode in (np.array(["seq", "last"]), np.array("seq"), ["seq"]):
+        with pytest.raises(ValueError, match="mode"):
+            model.forward(x, mode=mode)
     with pytest.raises(ValueError, match="targets"):
         model.loss_and_grads(x, t + 2)
     with pytest.raises(ValueError, match="targets"):
