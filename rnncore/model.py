@@ -18,6 +18,7 @@ from rnncore._validation import (
     BLAS_INT_MAX,
     FLOAT_DTYPES,
     Arguments,
+    as_array,
     check_index,
     check_lengths,
     check_nbytes,
@@ -232,7 +233,7 @@ class RNN:
     def _floats(self, args, name, value, symbols):
         """A float array cast to the model's dtype (other kinds are left for
         Arguments to refuse)."""
-        arr = np.asarray(value) if value is not None else None
+        arr = as_array(name, value) if value is not None else None
         if arr is not None and arr.dtype.kind == "f" and arr.dtype != self.dtype:
             arr = arr.astype(self.dtype)
         return args.floats(name, arr, symbols)
@@ -241,7 +242,7 @@ class RNN:
         """x as floats of the model's dtype; integer token ids are one-hot
         encoded.  Returns (args, x) with T, B (and D) bound."""
         args = Arguments(self.dtype, "the model")
-        arr = np.asarray(x) if x is not None else None
+        arr = as_array("x", x) if x is not None else None
         if arr is not None and arr.dtype.kind in "iu" and arr.ndim == len(symbols) - 1:
             ids = args.ints("x", arr, symbols[:-1])
             D = self.input_size

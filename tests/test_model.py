@@ -237,6 +237,12 @@ def test_call_errors(rng):
         model.forward(x.astype(np.complex64))
     with pytest.raises(TypeError, match="x"):
         model.forward(None)
+    with pytest.raises(ValueError, match="x could not be converted"):
+        model.forward([[[1.0, 2.0, 3.0]], [[3.0]]])
+    with pytest.raises(TypeError, match="x must not be a masked array"):
+        model.forward(np.ma.masked_array(x, mask=x > 0))
+    with pytest.raises(ValueError, match="h0 could not be converted"):
+        model.forward(x, h0=[[1.0], [2.0, 3.0]])
     with pytest.raises(ValueError, match="h"):
         model.step(x[0], np.zeros((1, 2, 4)))
     model.params["W_hh_l1"] = np.zeros((4, 5), np.float32)
