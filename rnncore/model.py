@@ -15,10 +15,13 @@ import numpy as np
 
 from rnncore import _output, _recurrence, _training, serialization, torch_interop
 from rnncore._validation import (
+    BLAS_INT_MAX,
     FLOAT_DTYPES,
     Arguments,
+    as_array,
     check_index,
     check_lengths,
+    check_nbytes,
     check_targets,
 )
 from rnncore._workspace import Workspace
@@ -42,7 +45,8 @@ def _positive_int(name, value, minimum=1):
 
 
 def _choice(name, value, options):
-    if value not in options:
+    # a str test first: `in` would compare an array element-wise
+    if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
 
@@ -110,6 +114,7 @@ class RNN:
         self.recurrent_init = _choice("recurrent_init", recurrent_init,
                                       RECURRENT_INITS)
         self.seed = seed
+        self._check_sizes()
         self.params = self._init_params(np.random.default_rng(seed))
 
     # ---- configuration -------------------------------------------------
@@ -146,6 +151,34 @@ class RNN:
         shapes["W_hy"] = (self.output_size, nd * H)
         shapes["b_y"] = (self.output_size,)
         return shapes
+
+    def _check_sizes(self):
+        """Refuses, before any parameter is allocated, sizes that the kernels
+        cannot take (every matrix dimension is a 32-bit BLAS int) or that no
+        array could hold (beyond the address space)."""
+        D, H, C = self.input_size, self.hidden_size, self.output_size
+        L, nd = self.num_layers, self.num_directions
+        F = nd * H  # the features of layers 1, 2, ... and of the output layer
+        for name, size in (("input_size", D), ("hidden_size", H),
+                           ("output_size", C),
+                           (f"num_directions * hidden_size = {nd} * {H}", F)):
+            if size > BLAS_INT_MAX:
+                raise ValueError(f"{name} ({size}) exceeds the BLAS integer limit "
+                                 f"{BLAS_INT_MAX}")
+        # each matrix is drawn in float64 and then cast to the model's dtype
+        f64 = np.dtype(np.float64)
+        check_nbytes(f"W_xh_l0 (hidden_size, input_size) = ({H}, {D})", (H, D), f64)
+        check_nbytes(f"W_hh_l0 (hidden_size, hidden_size) = ({H}, {H})", (H, H),
+                     f64)
+        if L > 1:
+            check_nbytes(f"W_xh_l1 (hidden_size, num_directions * hidden_size) = "
+                         f"({H}, {F})", (H, F), f64)
+        check_nbytes(f"W_hy (output_size, num_directions * hidden_size) = "
+                     f"({C}, {F})", (C, F), f64)
+        total = nd * (H * D + (L - 1) * H * F + L * (H * H + H)) + C * F + C
+        check_nbytes(f"the {total} parameters of input_size = {D}, hidden_size = "
+                     f"{H}, output_size = {C}, num_layers = {L} and "
+                     f"num_directions = {nd}", (total,), self.dtype)
 
     def _init_params(self, rng):
         H = self.hidden_size
@@ -200,7 +233,7 @@ class RNN:
     def _floats(self, args, name, value, symbols):
         """A float array cast to the model's dtype (other kinds are left for
         Arguments to refuse)."""
-        arr = np.asarray(value) if value is not None else None
+        arr = as_array(name, value) if value is not None else None
         if arr is not None and arr.dtype.kind == "f" and arr.dtype != self.dtype:
             arr = arr.astype(self.dtype)
         return args.floats(name, arr, symbols)
@@ -209,10 +242,13 @@ class RNN:
         """x as floats of the model's dtype; integer token ids are one-hot
         encoded.  Returns (args, x) with T, B (and D) bound."""
         args = Arguments(self.dtype, "the model")
-        arr = np.asarray(x) if x is not None else None
+        arr = as_array("x", x) if x is not None else None
         if arr is not None and arr.dtype.kind in "iu" and arr.ndim == len(symbols) - 1:
             ids = args.ints("x", arr, symbols[:-1])
             D = self.input_size
+            check_nbytes(f"one-hot encoding the token ids x of shape {ids.shape} "
+                         f"over input_size = {D} classes", (*ids.shape, D),
+                         self.dtype)
             if ids.size and (ids.min() < 0 or ids.max() >= D):
                 raise ValueError(
                     f"token ids in x must lie in [0, input_size) = [0, {D}), got "

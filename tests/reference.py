@@ -277,3 +277,66 @@ def stacked_loss(params, x, targets, num_layers, bidirectional, mode="seq",
         return cross_entropy(logits, targets.reshape(-1), ignore_index)[0]
     feats = np.concatenate(list(h_n[-nd:]), axis=1)
     return cross_entropy(feats @ W_hy.T + b_y, targets, ignore_index)[0]
+
+
+def stacked_loss_and_grads(params, x, targets, num_layers, bidirectional,
+                           mode="seq", h0=None, lengths=None, ignore_index=-100):
+    """loss_and_grads of the stacked, optionally bidirectional model of
+    ``stacked``: (loss, grads keyed like its params, h_n), composed from the
+    single-layer ``forward`` and ``backward`` above."""
+    nd = 2 if bidirectional else 1
+    W_hy, b_y = _f64(params["W_hy"]), _f64(params["b_y"])
+    H = W_hy.shape[1] // nd
+    # forward, keeping each direction's input and states in its reading order
+    inp, runs = _f64(x), []
+    for k in range(num_layers):
+        layer, outs = [], []
+        for d in range(nd):
+            s = f"_l{k}" + ("_reverse" if d else "")
+            xin = inp if d == 0 else _reverse_within(inp, lengths)
+            init = None if h0 is None else h0[k * nd + d]
+            hs = forward(xin, params["W_xh" + s], params["W_hh" + s],
+                         params["b_h" + s], init, lengths)
+            layer.append((s, xin, hs, init))
+            outs.append(hs if d == 0 else _reverse_within(hs, lengths))
+        runs.append(layer)
+        inp = np.concatenate(outs, axis=2)
+    T, B = inp.shape[:2]
+    h_n = np.stack([last_states(hs, init, lengths)
+                    for layer in runs for _, _, hs, init in layer])
+
+    # output layer (targets as int64: ignore_index need not fit their dtype)
+    targets = np.array(targets, dtype=np.int64)
+    if mode == "seq":
+        if lengths is not None:
+            targets[np.arange(T)[:, None] >= np.asarray(lengths)[None, :]] = \
+                ignore_index
+        feats = inp.reshape(T * B, nd * H)
+    else:
+        feats = np.concatenate(list(h_n[-nd:]), axis=1)
+    loss, dlogits = cross_entropy(feats @ W_hy.T + b_y, targets.reshape(-1),
+                                  ignore_index)
+    grads = {"W_hy": dlogits.T @ feats, "b_y": dlogits.sum(axis=0)}
+    dfeats = dlogits @ W_hy
+
+    # backward, top layer first; upstream is dL/d(layer output) (T, B, nd·H)
+    upstream = dfeats.reshape(T, B, nd * H) if mode == "seq" else None
+    for k in range(num_layers - 1, -1, -1):
+        below = 0.0
+        for d, (s, xin, hs, init) in enumerate(runs[k]):
+            cols = slice(d * H, (d + 1) * H)
+            if upstream is None:  # top layer, mode "last"
+                dhs, dh_last = None, dfeats[:, cols]
+            else:
+                dhs = upstream[:, :, cols]
+                dhs = dhs if d == 0 else _reverse_within(dhs, lengths)
+                dh_last = None
+            g = backward(dhs, hs, xin, params["W_xh" + s], params["W_hh" + s],
+                         init, lengths, dh_last)
+            grads["W_xh" + s] = g["dW_xh"]
+            grads["W_hh" + s] = g["dW_hh"]
+            grads["b_h" + s] = g["db_h"]
+            below = below + (g["dx"] if d == 0
+                             else _reverse_within(g["dx"], lengths))
+        upstream = below
+    return loss, grads, h_n

@@ -14,7 +14,6 @@ quarantine of freed memory, so only tracemalloc is checked there.
 """
 import gc
 import os
-import resource
 import sys
 import tracemalloc
 
@@ -22,7 +21,14 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnn_util import make_problem
+from rnn_util import make_problem, random_lengths
+from rnncore import optim
+from rnncore._workspace import Workspace
+
+try:
+    import resource
+except ImportError:  # Windows: rss_bytes reads /proc or resource, neither there
+    resource = None
 
 WARMUP = 500
 TRACED_CALLS = 500
@@ -38,6 +44,8 @@ def rss_bytes():
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except OSError:
+        if resource is None:
+            pytest.skip("no way to read the resident set size here")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
 
@@ -95,6 +103,37 @@ def test_training_steps_keep_memory_flat(problem):
             params[k] -= 1e-3 * grads[k]
 
     assert_flat(step, 10_000)
+
+
+@pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (1, True)],
+                         ids=["1layer", "1layer-bi"])
+def test_model_training_steps_keep_memory_flat(num_layers, bidirectional):
+    """10,000 steps of the model's own training loop: its training step
+    with one workspace (as fit and fit_stream run it), clip_grad_norm and
+    an Adam step, alternating the two modes.  One layer takes the fused
+    kernel, a bidirectional one the per-layer kernels and the output
+    layer's."""
+    rng = np.random.default_rng(6)
+    T, B, D, H, C = 6, 3, 4, 5, 4
+    model = rnncore.RNN(D, H, C, num_layers=num_layers,
+                        bidirectional=bidirectional, seed=0)
+    x = rng.integers(0, D, (T, B))  # token ids: the one-hot path too
+    lengths = random_lengths(rng, T, B)
+    targets = rng.integers(0, C, (T, B))
+    targets[0, 1] = -100
+    modes = [("seq", targets), ("last", targets[0])]
+    opt = optim.Adam(model.params, lr=1e-3)
+    ws = Workspace()
+    count = iter(range(10**9))
+
+    def step():
+        mode, t = modes[next(count) % 2]
+        _, grads, _ = model._train_step(x, t, mode, None, lengths, -100, ws)
+        optim.clip_grad_norm(grads, 1.0)
+        opt.step(grads)
+
+    assert_flat(step, 10_000)
+    assert all(np.isfinite(p).all() for p in model.params.values())
 
 
 def test_forward_backward_keep_memory_flat(problem):

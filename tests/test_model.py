@@ -224,6 +224,9 @@ def test_call_errors(rng):
         model.forward(x, h0=np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match="mode"):
         model.loss_and_grads(x, t, mode="all")
+    for mode in (np.array(["seq", "last"]), np.array("seq"), ["seq"]):
+        with pytest.raises(ValueError, match="mode"):
+            model.forward(x, mode=mode)
     with pytest.raises(ValueError, match="targets"):
         model.loss_and_grads(x, t + 2)
     with pytest.raises(ValueError, match="targets"):
@@ -234,6 +237,12 @@ def test_call_errors(rng):
         model.forward(x.astype(np.complex64))
     with pytest.raises(TypeError, match="x"):
         model.forward(None)
+    with pytest.raises(ValueError, match="x could not be converted"):
+        model.forward([[[1.0, 2.0, 3.0]], [[3.0]]])
+    with pytest.raises(TypeError, match="x must not be a masked array"):
+        model.forward(np.ma.masked_array(x, mask=x > 0))
+    with pytest.raises(ValueError, match="h0 could not be converted"):
+        model.forward(x, h0=[[1.0], [2.0, 3.0]])
     with pytest.raises(ValueError, match="h"):
         model.step(x[0], np.zeros((1, 2, 4)))
     model.params["W_hh_l1"] = np.zeros((4, 5), np.float32)
@@ -298,3 +307,83 @@ def test_inference_memory_does_not_grow_with_sequence_length(rng):
     assert logits.shape == (B, 3)
     all_states = T * B * H * 4  # what keeping one layer's activations would take
     assert peak < all_states / 10, (peak, all_states)
+
+
+BLAS_INT_MAX = 2**31 - 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"input_size": 2**31}, "input_size"),
+    ({"input_size": 2**63 - 1}, "input_size"),
+    ({"hidden_size": 2**31}, "hidden_size"),
+    ({"output_size": 2**31}, "output_size"),
+    # each size fits, but the next layer and the output layer read 2·H features
+    ({"hidden_size": 2**30, "bidirectional": True}, "num_directions \\* hidden_size"),
+    # each dimension fits a BLAS int, the matrices do not fit the address space
+    ({"input_size": BLAS_INT_MAX, "hidden_size": BLAS_INT_MAX}, "input_size"),
+    ({"hidden_size": 2**30}, "hidden_size"),
+    ({"hidden_size": 2**29, "output_size": 2**31 - 1, "bidirectional": True},
+     "output_size"),
+    ({"hidden_size": 3 * 2**28, "num_layers": 2, "bidirectional": True},
+     "W_xh_l1 \\(hidden_size, num_directions \\* hidden_size\\)"),
+    ({"num_layers": 2**61}, "num_layers"),
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_constructor_refuses_huge_sizes_before_allocating(kwargs, match, dtype):
+    import tracemalloc
+
+    args = {"input_size": 3, "hidden_size": 4, "output_size": 2, **kwargs}
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=match):
+            rnncore.RNN(args.pop("input_size"), args.pop("hidden_size"),
+                        args.pop("output_size"), dtype=dtype, **args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20, peak  # no parameter was allocated
+
+
+def test_constructor_accepts_the_largest_blas_dimension():
+    """Sizes up to the limit are the memory's business, not refused."""
+    model = rnncore.RNN(3, 2, BLAS_INT_MAX // 2**16, dtype="float32", seed=0)
+    assert model.params["W_hy"].shape == (BLAS_INT_MAX // 2**16, 2)
+    with pytest.raises(MemoryError):
+        rnncore.RNN(BLAS_INT_MAX, 2**16, 2)  # 2**47 bytes, within the address space
+
+
+def huge_token_model(monkeypatch, input_size):
+    """A model configured for ``input_size`` classes of tokens without its
+    weights (those alone would take gigabytes): the token checks run first
+    and never get to them."""
+    model = rnncore.RNN(3, 2, 2, dtype="float64", seed=0)
+    monkeypatch.setattr(model, "input_size", input_size)
+    monkeypatch.setattr(model, "_check_params", lambda: None)
+    return model
+
+
+def zeros(*shape):
+    """Zeros of any shape as a zero-stride view: nothing is allocated."""
+    return np.broadcast_to(np.intp(0), shape)
+
+
+# (T, B) ids with T·B within the BLAS limit but T·B·input_size·8 bytes beyond
+# the address space, and the (B,) ids of one step
+@pytest.mark.parametrize("call", [
+    lambda m: m.forward(zeros(4, 2**29 - 1)),
+    lambda m: m.predict(zeros(4, 2**29 - 1), mode="last"),
+    lambda m: m.loss_and_grads(zeros(4, 2**29 - 1), zeros(2**29 - 1), mode="last"),
+    lambda m: m.step(zeros(2**30)),
+], ids=["forward", "predict", "loss_and_grads", "step"])
+def test_token_ids_refuse_one_hot_beyond_the_address_space(monkeypatch, call):
+    import tracemalloc
+
+    model = huge_token_model(monkeypatch, BLAS_INT_MAX)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"input_size.*address space"):
+            call(model)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20, peak

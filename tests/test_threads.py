@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnn_util import PARAM_KEYS, assert_unchanged, copies, make_problem
+from rnn_util import (
+    PARAM_KEYS,
+    assert_unchanged,
+    copies,
+    make_problem,
+    random_lengths,
+)
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -121,3 +127,52 @@ def test_threads_mixing_functions(dtype):
         results = run_concurrently(lambda item: item[0](item[1]), items)
     for i, result in results:
         assert_bit_identical(result, serial[i])
+
+
+def model_problems(dtype):
+    """One model per configuration, shared by all threads, with calls in
+    both modes (token ids and floats, with and without lengths and h0)."""
+    rng = np.random.default_rng(11)
+    out = []
+    for num_layers, bidirectional in [(1, False), (2, False), (2, True)]:
+        model = rnncore.RNN(16, 32, 10, num_layers=num_layers,
+                            bidirectional=bidirectional, dtype=dtype, seed=3)
+        S = num_layers * model.num_directions
+        for B, mode in [(3, "seq"), (24, "last")]:
+            T = 2 * rnncore.model.CHUNK + 5  # several inference chunks
+            kw = {"mode": mode, "lengths": random_lengths(rng, T, B),
+                  "h0": rng.uniform(-0.8, 0.8, (S, B, 32)).astype(dtype)}
+            out.append((model, rng.standard_normal((T, B, 16)).astype(dtype), kw))
+            out.append((model, rng.integers(0, 16, (T, B)), {"mode": mode}))
+    return out
+
+
+def model_forward(problem):
+    model, x, kw = problem
+    logits, h_n = model.forward(x, **kw, return_state=True)
+    return logits, h_n
+
+
+def model_predict(problem):
+    model, x, kw = problem
+    return model.predict(x, **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("task", [model_forward, model_predict],
+                         ids=lambda t: t.__name__)
+def test_one_model_from_threads_matches_serial_bit_for_bit(task, dtype):
+    """An RNN used from 8 threads at once (forward and predict) gives the
+    serial results bit for bit and keeps its parameters unchanged."""
+    items = model_problems(dtype)
+    models = {id(m): m for m, _, _ in items}.values()
+    before = [{k: v.copy() for k, v in m.params.items()} for m in models]
+    with blas_single_thread():
+        serial = [task(p) for p in items]
+        results = run_concurrently(task, items)
+    assert len(results) == THREADS * CALLS_PER_THREAD
+    for i, result in results:
+        assert_bit_identical(result, serial[i])
+    for m, b in zip(models, before, strict=True):
+        for k, v in m.params.items():
+            assert v.tobytes() == b[k].tobytes(), k

@@ -6,7 +6,9 @@ rnncore's compiled code, or any invalid memory access at all.
 It tests the rnncore that ``import rnncore`` finds.  The calls (``--calls``,
 run by this script under valgrind) are training steps in both modes and both
 dtypes, with lengths, h0 and ignored targets, the forward and backward
-passes, the softmax functions, and zero-size batches; every result is
+passes, the softmax functions, zero-size batches, and RNN models'
+training steps (fused, and per layer with the output layer), each with
+clipping and an optimiser step, and inference; every result is
 printed, so that an uninitialised value in one reaches a branch (in the
 printing) where memcheck reports it.
 
@@ -31,7 +33,8 @@ from collections import Counter
 HERE = os.path.dirname(os.path.abspath(__file__))
 FATAL_KINDS = {"InvalidRead", "InvalidWrite", "InvalidFree",
                "MismatchedFree", "InvalidMemPool", "Overlap"}
-RNNCORE_MODULES = ("rnncore/_recurrence", "rnncore/_softmax", "rnncore/_training")
+RNNCORE_MODULES = ("rnncore/_recurrence", "rnncore/_softmax", "rnncore/_training",
+                   "rnncore/_optim", "rnncore/_output")
 
 
 def calls():
@@ -87,6 +90,42 @@ def calls():
         loss, grads, _ = rnncore.loss_and_grads(no_hidden, x[:, :0],
                                                 targets[:, :0])
         print("empty", loss, [a.shape for a in grads.values()])
+        model_calls(rng, dtype, x, targets, lengths)
+
+
+def model_calls(rng, dtype, x, targets, lengths):
+    """RNN's training steps (the fused kernel for one layer, the per-layer
+    kernels and the output layer's for two bidirectional ones), each
+    followed by clipping and an optimiser step, and its inference path."""
+    import numpy as np
+
+    import rnncore
+    from rnncore import optim
+
+    T, B, D = x.shape
+    for num_layers, bidirectional in ((1, False), (2, True)):
+        model = rnncore.RNN(D, 6, 5, num_layers=num_layers,
+                            bidirectional=bidirectional, dtype=dtype, seed=0)
+        opts = [optim.SGD(model.params, lr=0.1, momentum=0.9, nesterov=True),
+                optim.Adagrad(model.params), optim.Adam(model.params),
+                optim.AdamW(model.params)]
+        for i, (mode, t) in enumerate((("seq", targets), ("last", targets[-1]))):
+            loss, grads, h_n = model.loss_and_grads(x, t, mode=mode,
+                                                    lengths=lengths)
+            norm = optim.clip_grad_norm(grads, 0.5)
+            optim.clip_grad_value(grads, 0.01)
+            for opt in opts[2 * i:2 * i + 2]:
+                opt.step(grads)
+            print("model", num_layers, bidirectional, mode, dtype.__name__,
+                  f"{loss:.6f}", f"{norm:.6f}", f"{float(np.sum(h_n)):.6f}",
+                  *(f"{float(np.sum(p)):.6f}" for p in model.params.values()))
+        ids = rng.integers(0, D, (T, B))
+        for mode in ("seq", "last"):
+            logits = model.forward(ids, mode=mode, lengths=lengths)
+            print("forward", mode, f"{float(np.sum(logits)):.6f}")
+        if not bidirectional:
+            logits, h = model.step(x[0])
+            print("step", f"{float(np.sum(logits)):.6f}", f"{float(np.sum(h)):.6f}")
 
 
 def parse(xml_path):
