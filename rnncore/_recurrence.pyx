@@ -87,10 +87,13 @@ cdef void advance_core(Py_ssize_t K, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
 
 
 cdef enum:
-    # Rows (steps × batch) of δ that backward_core keeps at once: enough
-    # for its weight-gradient GEMMs to run near full speed, few enough that
-    # δ is a small buffer next to the T·B·H hidden states.
-    BACKWARD_CHUNK_ROWS = 1024
+    # Rows (steps × batch) of δ that backward_core keeps at once.  At least
+    # MIN_ROWS (fewer make each chunk's weight-gradient GEMMs slow and their
+    # fixed costs add up), at most MAX_ROWS (more gain nothing), and about an
+    # eighth of the sequence in between, so that δ stays a small buffer next
+    # to the T·B·H hidden states the backward pass must keep anyway.
+    BACKWARD_MIN_ROWS = 128
+    BACKWARD_MAX_ROWS = 1024
 
 
 def backward_steps(Py_ssize_t T, Py_ssize_t B):
@@ -98,7 +101,8 @@ def backward_steps(Py_ssize_t T, Py_ssize_t B):
     dimension of its ``work`` array (K, B, H)."""
     if B <= 0:
         return T
-    return max(1, min(T, -(-BACKWARD_CHUNK_ROWS // B)))
+    cdef Py_ssize_t K = max(-(-T // 8), -(-BACKWARD_MIN_ROWS // B))
+    return max(1, min(K, -(-BACKWARD_MAX_ROWS // B), T))
 
 
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,

@@ -24,7 +24,6 @@ def train_step(
     dW_hy: NDArray[_Float],
     db_y: NDArray[_Float],
     h_last: NDArray[_Float],
-    W_hhT: NDArray[_Float],
     hs: NDArray[_Float],
     work: NDArray[_Float],
     logits: NDArray[_Float],

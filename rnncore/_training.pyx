@@ -19,14 +19,16 @@ cdef double train_step_core(
         const floating *b_h, const floating *W_hy, const floating *b_y,
         const floating *h0, const Py_ssize_t *lengths,
         floating *dW_xh, floating *dW_hh, floating *db_h, floating *dW_hy,
-        floating *db_y, floating *h_last, floating *W_hhT, floating *hs,
-        Py_ssize_t K, floating *work, floating *logits, floating *dh_last,
+        floating *db_y, floating *h_last, floating *hs, Py_ssize_t K,
+        floating *work, floating *logits, floating *dh_last,
         floating *dh0) noexcept nogil:
     """Returns the mean loss; writes the five gradients and h_last."""
     cdef Py_ssize_t N = T * B if seq else B
     cdef double loss
 
-    forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, W_hhT, hs)
+    # dW_hh is not written before the backward pass: until then it holds
+    # the forward pass's transposed copy of W_hh.
+    forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, dW_hh, hs)
     gather_last(T, B, H, hs, lengths, h_last)
     # "last": the output layer's ∂L/∂h of the last states into dh_last.
     # "seq": logits ends as dlogits, and backward_core forms each chunk's
@@ -57,12 +59,12 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
                const Py_ssize_t[::1] lengths not None, floating[:, ::1] dW_xh not None,
                floating[:, ::1] dW_hh not None, floating[::1] db_h not None,
                floating[:, ::1] dW_hy not None, floating[::1] db_y not None,
-               floating[:, ::1] h_last not None, floating[:, ::1] W_hhT not None,
-               floating[:, :, ::1] hs not None, floating[:, :, ::1] work not None,
+               floating[:, ::1] h_last not None, floating[:, :, ::1] hs not None,
+               floating[:, :, ::1] work not None,
                floating[:, ::1] logits not None, floating[:, ::1] dh_last not None,
                floating[:, ::1] dh0 not None):
     """Arrays validated, C-contiguous, one dtype; h0 and lengths are empty
-    arrays when absent.  The last six arrays are workspace; work is
+    arrays when absent.  The last five arrays are workspace; work is
     (backward_steps(T, B), B, H)."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0], C = W_hy.shape[0]
@@ -74,6 +76,6 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
             seq, T, B, D, H, C, &x[0, 0, 0], &targets[0], ignore_index,
             &W_xh[0, 0], &W_hh[0, 0], &b_h[0], &W_hy[0, 0], &b_y[0], h0_p,
             len_p, &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0], &dW_hy[0, 0], &db_y[0],
-            &h_last[0, 0], &W_hhT[0, 0], &hs[0, 0, 0], work.shape[0], &work[0, 0, 0],
+            &h_last[0, 0], &hs[0, 0, 0], work.shape[0], &work[0, 0, 0],
             &logits[0, 0], &dh_last[0, 0], &dh0[0, 0])
     return loss

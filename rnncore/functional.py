@@ -374,8 +374,8 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
         seq, x, targets, ignore_index, W_xh, W_hh, b_h, W_hy, b_y, h0, lengths,
         grads["W_xh"], grads["W_hh"], grads["b_h"], grads["W_hy"], grads["b_y"],
         h_last,
-        # workspace: W_hhᵀ, hs, δ of a chunk of steps, logits, ∂L/∂h_last, carry
-        args.empty(H, H), args.empty(T, B, H),
+        # workspace: hs, δ of a chunk of steps, logits, ∂L/∂h_last, carry
+        args.empty(T, B, H),
         args.empty(_recurrence.backward_steps(T, B), B, H),
         args.empty(T * B if seq else B, C), args.empty(B, H), args.empty(B, H),
     )

@@ -395,7 +395,7 @@ class RNN:
             seq, x, targets, ignore_index, p["W_xh" + s], p["W_hh" + s],
             p["b_h" + s], p["W_hy"], p["b_y"], h0, lengths, grads["W_xh" + s],
             grads["W_hh" + s], grads["b_h" + s], grads["W_hy"], grads["b_y"],
-            h_n[0], ws.get("W_hhT", (H, H), dt), ws.get("hs", (T, B, H), dt),
+            h_n[0], ws.get("hs", (T, B, H), dt),
             ws.get("work", (_recurrence.backward_steps(T, B), B, H), dt),
             ws.get("logits", (T * B if seq else B, C), dt),
             ws.get("dh_last", (B, H), dt), ws.get("dh0", (B, H), dt))
