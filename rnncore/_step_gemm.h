@@ -5,12 +5,16 @@
  * microseconds of fixed overhead, more than the arithmetic of such a product,
  * so rnncore runs it here.
  *
- * Register blocking: a block of up to 4 rows of C by NV vectors of columns
- * stays in registers for the whole k loop; each step of that loop loads NV
- * vectors of one row of B and broadcasts one element of A per row, so every
- * load of B serves up to 4 rows and C is read and written once.  Columns
- * left over after the full blocks go in narrower blocks, then in a half-width
- * vector, then one at a time.
+ * Register blocking: a block of up to 4 rows of C by several vectors of
+ * columns stays in registers for the whole k loop; each step of that loop
+ * loads the block's vectors of one row of B and broadcasts one element of A
+ * per row, so every load of B serves up to 4 rows and C is read and written
+ * once.  Blocks of 1 or 2 rows take twice as many vectors, so that enough
+ * independent FMA chains hide the FMA latency.  When n is not a multiple of
+ * the vector width, the last vector of columns is loaded from n - W (it
+ * overlaps columns already done) into an accumulator of its own, and only
+ * its new lanes are added to C: one vector op per k step instead of a
+ * scalar loop over the left-over columns.
  *
  * The vectors are GCC/clang vector extensions, so one source compiles to
  * AVX-512, AVX2 or SSE2/NEON code.  On x86-64 Linux with GCC >= 12 (the
@@ -25,78 +29,110 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 
-/* The block update: R rows (1 to 4) by nv vectors of W lanes, R and nv
-   compile-time constants at every call site (always_inline), so acc and b
-   become registers. */
+/* The block update: R rows (1 to 4) by nv vectors of W lanes, plus, when
+   `tail`, the vector at column offset toff whose lanes from `skip` on are
+   added to C.  R, nv and tail are compile-time constants at every call site
+   (always_inline), so the accumulators and loads become registers. */
 #define RNC_SG_BLOCK(NAME, T, V, W, ATTR)                                     \
-ATTR RNC_INLINE void NAME(const int R, const int nv, ptrdiff_t k,             \
-                          const T *A, ptrdiff_t lda, const T *B,              \
-                          ptrdiff_t ldb, T *C, ptrdiff_t ldc)                 \
+ATTR RNC_INLINE void NAME(const int R, const int nv, const int tail,          \
+                          ptrdiff_t k, const T *A, ptrdiff_t lda,             \
+                          const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc,     \
+                          ptrdiff_t toff, int skip)                           \
 {                                                                             \
-    V acc[4][8], b[8];                                                        \
-    for (int r = 0; r < R; r++)                                               \
+    V acc[4][8], at[4], b[8], bt, zero;                                       \
+    memset(&zero, 0, sizeof zero);                                            \
+    for (int r = 0; r < R; r++) {                                             \
         for (int v = 0; v < nv; v++)                                          \
             memcpy(&acc[r][v], C + r * ldc + v * W, sizeof(V));               \
+        at[r] = zero;                                                         \
+    }                                                                         \
+    bt = zero;                                                                \
     for (ptrdiff_t i = 0; i < k; i++) {                                       \
         for (int v = 0; v < nv; v++)                                          \
             memcpy(&b[v], B + i * ldb + v * W, sizeof(V));                    \
+        if (tail) memcpy(&bt, B + i * ldb + toff, sizeof(V));                 \
         for (int r = 0; r < R; r++) {                                         \
             const T a = A[r * lda + i]; /* broadcast to every lane */         \
             for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];               \
+            if (tail) at[r] += a * bt;                                        \
         }                                                                     \
     }                                                                         \
-    for (int r = 0; r < R; r++)                                               \
+    for (int r = 0; r < R; r++) {                                             \
         for (int v = 0; v < nv; v++)                                          \
             memcpy(C + r * ldc + v * W, &acc[r][v], sizeof(V));               \
+        if (tail) {                                                           \
+            T lanes[W];                                                       \
+            memcpy(lanes, &at[r], sizeof(V));                                 \
+            for (int l = skip; l < W; l++) C[r * ldc + toff + l] += lanes[l]; \
+        }                                                                     \
+    }                                                                         \
 }
 
-/* rows (1 to 4) as a constant */
-#define RNC_SG_ROWS(FN, rows, nv, ...)                                        \
-    switch (rows) {                                                           \
-    case 4: FN(4, nv, __VA_ARGS__); break;                                    \
-    case 3: FN(3, nv, __VA_ARGS__); break;                                    \
-    case 2: FN(2, nv, __VA_ARGS__); break;                                    \
-    default: FN(1, nv, __VA_ARGS__); break;                                   \
+/* nv (0 to 7) as a constant */
+#define RNC_SG_NV(FN, R, nv, tail, ...)                                       \
+    switch (nv) {                                                             \
+    case 0: FN(R, 0, tail, __VA_ARGS__); break;                               \
+    case 1: FN(R, 1, tail, __VA_ARGS__); break;                               \
+    case 2: FN(R, 2, tail, __VA_ARGS__); break;                               \
+    case 3: FN(R, 3, tail, __VA_ARGS__); break;                               \
+    case 4: FN(R, 4, tail, __VA_ARGS__); break;                               \
+    case 5: FN(R, 5, tail, __VA_ARGS__); break;                               \
+    case 6: FN(R, 6, tail, __VA_ARGS__); break;                               \
+    default: FN(R, 7, tail, __VA_ARGS__); break;                              \
     }
 
+/* R rows of C (a constant): full blocks, then the rest of the columns in
+   one block with the overlapping tail vector; n < W goes in half vectors
+   and single columns. */
+#define RNC_SG_ROWS(NAME, BLOCK, HALF, T, W, WH, NV, ATTR)                    \
+ATTR RNC_INLINE void NAME(const int R, ptrdiff_t n, ptrdiff_t k, const T *a,  \
+                          const T *B, T *c)                                   \
+{                                                                             \
+    const int nvr = R <= 2 ? 2 * NV : NV;                                     \
+    ptrdiff_t j = 0;                                                          \
+    for (; j + nvr * W <= n; j += nvr * W)                                    \
+        BLOCK(R, nvr, 0, k, a, k, B + j, n, c + j, n, 0, 0);                  \
+    const int nv = (int)((n - j) / W), rem = (int)((n - j) % W);              \
+    if (n >= W) {                                                             \
+        if (rem) {                                                            \
+            RNC_SG_NV(BLOCK, R, nv, 1, k, a, k, B + j, n, c + j, n,           \
+                      n - W - j, W - rem)                                     \
+        } else if (nv) {                                                      \
+            RNC_SG_NV(BLOCK, R, nv, 0, k, a, k, B + j, n, c + j, n, 0, 0)     \
+        }                                                                     \
+        return;                                                               \
+    }                                                                         \
+    if (n - j >= WH) {                                                        \
+        HALF(R, 1, 0, k, a, k, B + j, n, c + j, n, 0, 0);                     \
+        j += WH;                                                              \
+    }                                                                         \
+    for (; j < n; j++)                                                        \
+        for (int r = 0; r < R; r++) {                                         \
+            T s = c[r * n + j];                                               \
+            for (ptrdiff_t i = 0; i < k; i++) s += a[r * k + i] * B[i * n + j]; \
+            c[r * n + j] = s;                                                 \
+        }                                                                     \
+}
+
 /* One kernel: T the scalar, V/W the full vector and its lanes, VH/WH the
-   half-width vector, NV (<= 8) the vectors per block, ATTR its target. */
+   half-width vector, NV (<= 4) the vectors per block of 3 or 4 rows, ATTR
+   its target. */
 #define RNC_DEFINE_STEP_GEMM(SUF, T, V, W, VH, WH, NV, ATTR)                  \
 RNC_SG_BLOCK(rnc_sg_block_##SUF, T, V, W, ATTR)                               \
 RNC_SG_BLOCK(rnc_sg_half_##SUF, T, VH, WH, ATTR)                              \
+RNC_SG_ROWS(rnc_sg_rows_##SUF, rnc_sg_block_##SUF, rnc_sg_half_##SUF, T, W,   \
+            WH, NV, ATTR)                                                     \
 ATTR RNC_UNUSED static void rnc_step_gemm_##SUF(                              \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *B, T *C)      \
 {                                                                             \
-    for (ptrdiff_t r = 0; r < m; r += 4) {                                    \
-        const int R = m - r < 4 ? (int)(m - r) : 4;                           \
-        const T *a = A + r * k;                                               \
-        T *c = C + r * n;                                                     \
-        ptrdiff_t j = 0;                                                      \
-        for (; j + NV * W <= n; j += NV * W)                                  \
-            RNC_SG_ROWS(rnc_sg_block_##SUF, R, NV, k, a, k, B + j, n,         \
-                        c + j, n)                                             \
-        const int nv = (int)((n - j) / W);                                    \
-        switch (nv) {                                                         \
-        case 0: break;                                                        \
-        case 1: RNC_SG_ROWS(rnc_sg_block_##SUF, R, 1, k, a, k, B + j, n,      \
-                            c + j, n) break;                                  \
-        case 2: RNC_SG_ROWS(rnc_sg_block_##SUF, R, 2 % NV, k, a, k, B + j,    \
-                            n, c + j, n) break;                               \
-        default: RNC_SG_ROWS(rnc_sg_block_##SUF, R, 3 % NV, k, a, k, B + j,   \
-                             n, c + j, n) break;                              \
-        }                                                                     \
-        j += nv * W;                                                          \
-        if (n - j >= WH) {                                                    \
-            RNC_SG_ROWS(rnc_sg_half_##SUF, R, 1, k, a, k, B + j, n, c + j, n) \
-            j += WH;                                                          \
-        }                                                                     \
-        for (; j < n; j++)                                                    \
-            for (int rr = 0; rr < R; rr++) {                                  \
-                T s = c[rr * n + j];                                          \
-                for (ptrdiff_t i = 0; i < k; i++)                             \
-                    s += a[rr * k + i] * B[i * n + j];                        \
-                c[rr * n + j] = s;                                            \
-            }                                                                 \
+    ptrdiff_t r = 0;                                                          \
+    for (; r + 4 <= m; r += 4)                                                \
+        rnc_sg_rows_##SUF(4, n, k, A + r * k, B, C + r * n);                  \
+    switch (m - r) {                                                          \
+    case 3: rnc_sg_rows_##SUF(3, n, k, A + r * k, B, C + r * n); break;       \
+    case 2: rnc_sg_rows_##SUF(2, n, k, A + r * k, B, C + r * n); break;       \
+    case 1: rnc_sg_rows_##SUF(1, n, k, A + r * k, B, C + r * n); break;       \
+    default: break;                                                           \
     }                                                                         \
 }
 
