@@ -53,22 +53,27 @@ class Arguments:
         """A float array of shape `symbols`, as a C-contiguous array."""
         if value is None:
             raise TypeError(f"{name} must be a float32 or float64 array, got None")
-        arr = as_array(name, value)
-        if arr.dtype.kind == "f" and not arr.dtype.isnative:
-            arr = arr.astype(arr.dtype.newbyteorder("="))
-        if arr.dtype not in FLOAT_DTYPES:
-            raise TypeError(
-                f"{name} must be a float32 or float64 array, got dtype {arr.dtype}"
-            )
-        if self.dtype is None:
-            self.dtype, self._dtype_source = arr.dtype, name
-        elif arr.dtype != self.dtype:
-            raise TypeError(
-                f"{name} has dtype {arr.dtype} but {self._dtype_source} has dtype "
-                f"{self.dtype}; all float arrays of one call must share one dtype"
-            )
+        # a plain ndarray needs no conversion (nor the masked-array check)
+        arr = value if type(value) is np.ndarray else as_array(name, value)
+        dtype = arr.dtype
+        if dtype is not self.dtype:  # the call's dtype (a singleton) is checked
+            if dtype.kind == "f" and not dtype.isnative:
+                arr = arr.astype(dtype.newbyteorder("="))
+                dtype = arr.dtype
+            if dtype not in FLOAT_DTYPES:
+                raise TypeError(
+                    f"{name} must be a float32 or float64 array, got dtype {dtype}"
+                )
+            if self.dtype is None:
+                self.dtype, self._dtype_source = dtype, name
+            elif dtype != self.dtype:
+                raise TypeError(
+                    f"{name} has dtype {dtype} but {self._dtype_source} has dtype "
+                    f"{self.dtype}; all float arrays of one call must share one "
+                    f"dtype"
+                )
         self._bind(name, arr, symbols)
-        return np.ascontiguousarray(arr)
+        return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)
 
     def ints(self, name, value, symbols):
         """An integer array of shape `symbols`, as a C-contiguous np.intp array
