@@ -190,7 +190,7 @@ def stream_chunks(x, targets, batch_size, seq_len):
     if n < 1:
         raise ValueError(f"the stream of {len(x)} steps is shorter than "
                          f"batch_size = {batch_size}")
-    xs = np.swapaxes(x[:n * batch_size].reshape((batch_size, n) + x.shape[1:]), 0, 1)
+    xs = np.swapaxes(x[:n * batch_size].reshape((batch_size, n, *x.shape[1:])), 0, 1)
     ts = targets[:n * batch_size].reshape(batch_size, n).T
     for start in range(0, n, seq_len):
         yield xs[start:start + seq_len], ts[start:start + seq_len]
