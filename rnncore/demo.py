@@ -155,7 +155,8 @@ def main(argv=None):
     steps = len(history["loss"])
     print(f"trained {steps} steps in {seconds:.1f} s "
           f"({steps * n_chunk / seconds:,.0f} characters/s); training loss "
-          f"{np.mean(history['loss'][:10]):.3f} -> {np.mean(history['loss'][-10:]):.3f}")
+          f"{np.mean(history['loss'][:10]):.3f} -> "
+          f"{np.mean(history['loss'][-10:]):.3f}")
 
     dev = train[-len(held_out):]
     bigram = NGram(2, len(vocab), train[:-len(dev)], dev).nats(held_out)

@@ -26,7 +26,8 @@ def _import_torch(what):
     try:
         import torch
     except ImportError as exc:
-        raise ImportError(f"{what} needs PyTorch (python -m pip install torch)") from exc
+        raise ImportError(
+            f"{what} needs PyTorch (python -m pip install torch)") from exc
     return torch
 
 
@@ -150,8 +151,9 @@ def _rnn_weights(rnn):
     expected = {f"{n}_l{k}{s}" for n in names for k in range(num_layers)
                 for s in (("", "_reverse") if reverse else ("",))}
     if weights.keys() != expected:
-        raise ValueError(f"the RNN state dict lacks {sorted(expected - weights.keys())} "
-                         f"and has unexpected keys {sorted(weights.keys() - expected)}")
+        raise ValueError(
+            f"the RNN state dict lacks {sorted(expected - weights.keys())} "
+            f"and has unexpected keys {sorted(weights.keys() - expected)}")
     return weights, num_layers, reverse
 
 
