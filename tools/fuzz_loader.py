@@ -217,7 +217,8 @@ def edit_members(rng, data, ctx):
 
 
 def compress(rng, data, ctx):
-    method = [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA][rng.integers(3)]
+    method = [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+              zipfile.ZIP_LZMA][rng.integers(3)]
     return build_zip(members(data), method)
 
 
@@ -236,8 +237,9 @@ def lie_config(rng, data, ctx):
     elif action == 6:
         target["unknown" if rng.random() < 0.5 else "seed"] = 1
     else:
-        text = [b"{", b"[" * 100000, b"\xff\xfe", b"null", b'{"format": "rnncore-model"}',
-                b"", json.dumps(header).encode()[:-1]][rng.integers(7)]
+        text = [b"{", b"[" * 100000, b"\xff\xfe", b"null",
+                b'{"format": "rnncore-model"}', b"",
+                json.dumps(header).encode()[:-1]][rng.integers(7)]
         return build_zip(with_header(items, text))
     return build_zip(with_header(items, json.dumps(header).encode()))
 
