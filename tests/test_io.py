@@ -402,7 +402,7 @@ def test_the_unchanged_adam_file_loads(rng):
 
 
 def test_save_needs_a_model(tmp_path):
-    with pytest.raises(TypeError, match="rnncore.RNN, got dict"):
+    with pytest.raises(TypeError, match=r"rnncore\.RNN, got dict"):
         rnncore.save(rnncore.RNN(**BASE).params, tmp_path / "m.npz")
     assert os.listdir(tmp_path) == []
 
@@ -471,7 +471,7 @@ def test_missing_file():
 def test_error_is_a_value_error_naming_the_file(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("hello")
-    with pytest.raises(ModelFileError, match="notes.txt") as info:
+    with pytest.raises(ModelFileError, match=r"notes\.txt") as info:
         rnncore.load(path)
     assert isinstance(info.value, ValueError)
     assert "not a zip archive" in str(info.value)
@@ -592,7 +592,7 @@ def test_no_header():
 
 
 def test_newer_version():
-    with pytest.raises(ModelFileError, match="newer rnncore.*version 2.*upgrade"):
+    with pytest.raises(ModelFileError, match=r"newer rnncore.*version 2.*upgrade"):
         load_bytes(header_file(lambda h: h.update(version=2)))
 
 
@@ -755,7 +755,7 @@ def test_pickled_object_array_is_refused_unrun(tmp_path, monkeypatch, member):
 
     for name in ("load", "loads", "Unpickler"):
         monkeypatch.setattr(pickle, name, no_unpickling)
-    with pytest.raises(ModelFileError, match="Python objects.*never unpickled"):
+    with pytest.raises(ModelFileError, match=r"Python objects.*never unpickled"):
         load_bytes(data)
     assert not marker.exists()
 

@@ -172,9 +172,9 @@ def test_refuses_other_recurrences(torch):
     for module in (torch.nn.LSTM(2, 3), torch.nn.GRU(2, 3)):
         with pytest.raises(TypeError, match=type(module).__name__):
             rnncore.from_torch(module, linear)
-    with pytest.raises(TypeError, match="torch.nn.RNN"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.RNN"):
         rnncore.from_torch(torch.nn.Linear(2, 3), linear)
-    with pytest.raises(TypeError, match="torch.nn.Linear"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Linear"):
         rnncore.from_torch(torch.nn.RNN(2, 3), torch.nn.RNN(3, 2))
 
 
@@ -264,7 +264,7 @@ def test_to_torch_state_dict(torch, rng):
     model.params["W_hy"] = model.params["W_hy"].astype(np.float64)
     with pytest.raises(ValueError, match="W_hy"):
         rnncore.to_torch(model)
-    with pytest.raises(TypeError, match="rnncore.RNN"):
+    with pytest.raises(TypeError, match=r"rnncore\.RNN"):
         rnncore.to_torch_state_dict(model.params)
 
 
