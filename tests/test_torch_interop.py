@@ -119,8 +119,9 @@ def test_numpy_state_dicts_give_the_same_model(torch, rng):
     rnn, linear = torch_modules(torch, rng, 3, 4, 5, 2, True, dtype=np.float64)
     from_modules = rnncore.from_torch(rnn, linear)
     from_tensors = rnncore.from_torch(rnn.state_dict(), linear.state_dict())
-    from_numpy = rnncore.from_torch({k: v.numpy() for k, v in rnn.state_dict().items()},
-                                    {k: v.numpy() for k, v in linear.state_dict().items()})
+    from_numpy = rnncore.from_torch(
+        {k: v.numpy() for k, v in rnn.state_dict().items()},
+        {k: v.numpy() for k, v in linear.state_dict().items()})
     for other in (from_tensors, from_numpy):
         assert other.config == from_modules.config
         for name, value in from_modules.params.items():
@@ -206,7 +207,8 @@ def test_refuses_bad_state_dicts(rng):
         ({**good, "weight_hh_l0": np.ones(3, f32)}, linear, ValueError, "2-D"),
         ({**good, "bias_ih_l0": np.ones(1, f32)}, linear, ValueError,
          "bias_ih_l0 has shape"),
-        ({**good, "weight_ih_l0": np.ones((3, 2), np.int64)}, linear, TypeError, "floats"),
+        ({**good, "weight_ih_l0": np.ones((3, 2), np.int64)}, linear, TypeError,
+         "floats"),
         (good, {"weight": np.ones((4, 6), f32)}, ValueError, "weight has shape"),
         (good, {"weight": np.ones(4, f32)}, ValueError, "2-D"),
         (good, {"weight": np.ones((4, 3), f32), "scale": 1.0}, ValueError, "'bias'"),
@@ -288,6 +290,6 @@ else:
 print("ok")
 """
     root = str(Path(rnncore.__file__).parents[1])
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=root, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, cwd=root, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
