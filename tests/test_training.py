@@ -166,7 +166,7 @@ def test_ngram_is_a_normalised_distribution(rng):
     train = rng.integers(0, V, 300)
     model = NGram(3, V, train[:200], train[200:])
     for context in ([0, 1], [3, 3], [2, 0]):
-        total = sum(np.exp(-model.nats(np.array(context + [c]))) for c in range(V))
+        total = sum(np.exp(-model.nats(np.array([*context, c]))) for c in range(V))
         assert total == pytest.approx(1.0, rel=1e-12)
     # a deterministic sequence: the trigram model beats the uniform distribution
     cyc = np.tile([0, 1, 2, 3, 1], 100)
