@@ -193,6 +193,8 @@ def _to_numpy(key, value):
 def to_torch_state_dict(model):
     """The model's weights as PyTorch state dicts.
 
+    Tensors are copies in the model's dtype.
+
     Returns
     -------
     rnn_state : OrderedDict
@@ -201,8 +203,6 @@ def to_torch_state_dict(model):
         zeros.
     linear_state : OrderedDict
         For ``torch.nn.Linear(num_directions·H, output_size)``.
-
-    Tensors are copies in the model's dtype.
     """
     torch = _import_torch("to_torch_state_dict")
     check_model(model)
