@@ -12,13 +12,15 @@ import rnncore
 
 pytest.importorskip("mypy.stubtest", reason="mypy is in the test extra")
 
-COMPILED = ["rnncore._cpu", "rnncore._recurrence", "rnncore._softmax",
-            "rnncore._training"]
+COMPILED = ["rnncore._cpu", "rnncore._optim", "rnncore._output",
+            "rnncore._recurrence", "rnncore._softmax", "rnncore._training"]
 
 # What stubtest may find at run time and not in the stubs.
 CYTHON_INTERNALS = r"""
 rnncore\.\w+\.__test__
 rnncore\.\w+\.__pyx_capi__
+rnncore\.\w+\.__reduce_cython__
+rnncore\.\w+\.__setstate_cython__
 """
 EXCEPT_NAME = r"""
 # the name the except clause binds in rnncore/__init__.py
