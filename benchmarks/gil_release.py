@@ -92,7 +92,7 @@ def speedup_row(label, op, problems, calls, repeats):
     for _ in range(repeats):
         one.append(serial(op, problems, calls))
         two.append(threaded(op, problems, calls))
-    ratios = [a / b for a, b in zip(one, two)]
+    ratios = [a / b for a, b in zip(one, two, strict=True)]
     print(f"| {label} | {statistics.median(one) * 1e3:.1f} "
           f"| {statistics.median(two) * 1e3:.1f} "
           f"| {statistics.median(ratios):.2f} | {max(ratios):.2f} |", flush=True)
@@ -108,7 +108,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if hasattr(os, "sched_getaffinity"):
+        cpus = len(os.sched_getaffinity(0))
+    else:
+        cpus = os.cpu_count()
     print(f"rnncore {rnncore.__version__}, {args.dtype}, {cpus} CPUs available, "
           f"BLAS limited to 1 thread; {args.repeats} repeats of 2n calls in one "
           f"thread and of n calls in each of two threads")

@@ -94,13 +94,13 @@ def main():
             ("NumPy ufuncs, Adam", NumpyAdam),
         ]:
             opt = make({k: p.copy() for k, p in params.items()})
-            rows[name] = median_us(lambda: opt.step(grads))
+            rows[name] = median_us(lambda opt=opt, grads=grads: opt.step(grads))
         rows["rnncore.optim.clip_grad_norm (no-op)"] = median_us(
-            lambda: rnncore.optim.clip_grad_norm(grads, 1e9))
+            lambda grads=grads: rnncore.optim.clip_grad_norm(grads, 1e9))
         if torch is not None:
             tparams = [torch.from_numpy(p.copy()).requires_grad_()
                        for p in params.values()]
-            for tp, g in zip(tparams, grads.values()):
+            for tp, g in zip(tparams, grads.values(), strict=True):
                 tp.grad = torch.from_numpy(g.copy())
             topt = torch.optim.Adam(tparams)
             rows["torch.optim.Adam (CPU)"] = median_us(topt.step)

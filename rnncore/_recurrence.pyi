@@ -17,6 +17,17 @@ def forward(
     W_hhT: NDArray[_Float],
     hs: NDArray[_Float],
 ) -> None: ...
+def advance(
+    x: NDArray[_Float],
+    W_xh: NDArray[_Float],
+    W_hh: NDArray[_Float],
+    b_h: NDArray[_Float],
+    lengths: NDArray[np.intp],
+    t0: int,
+    h: NDArray[_Float],
+    W_hhT: NDArray[_Float],
+    out: NDArray[_Float],
+) -> None: ...
 def backward_steps(T: int, B: int) -> int: ...
 def backward(
     dhs: NDArray[_Float],

@@ -107,7 +107,8 @@ class RNN:
         try:
             self.dtype = np.dtype(dtype)
         except TypeError:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+            raise TypeError(
+                f"dtype must be float32 or float64, got {dtype!r}") from None
         if self.dtype not in FLOAT_DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
         self.input_init = _choice("input_init", input_init, INPUT_INITS)
@@ -253,7 +254,7 @@ class RNN:
                 raise ValueError(
                     f"token ids in x must lie in [0, input_size) = [0, {D}), got "
                     f"values in [{ids.min()}, {ids.max()}]")
-            onehot = np.zeros(ids.shape + (D,), dtype=self.dtype)
+            onehot = np.zeros((*ids.shape, D), dtype=self.dtype)
             np.put_along_axis(onehot, ids[..., None].astype(np.intp), 1, axis=-1)
             arr = onehot
         arr = self._floats(args, "x", arr, symbols)
@@ -403,7 +404,8 @@ class RNN:
 
     def _layered_step(self, seq, x, targets, ignore_index, h0s, lengths, grads, ws):
         T, B, _ = x.shape
-        H, C, nd, dt = self.hidden_size, self.output_size, self.num_directions, self.dtype
+        H, C = self.hidden_size, self.output_size
+        nd, dt = self.num_directions, self.dtype
         F = nd * H
         rev = self._reversal(T, B, lengths) if self.bidirectional else None
         empty = ws.get("empty", (0, 0), dt)
@@ -499,9 +501,10 @@ class RNN:
         the states are zero, so those logits equal ``b_y``.
         """
         _choice("mode", mode, MODES)
-        args, x, h0s, lengths, _ = self._sequence_args(x, h0, lengths)
+        _args, x, h0s, lengths, _ = self._sequence_args(x, h0, lengths)
         T, B, _ = x.shape
-        H, C, nd, dt = self.hidden_size, self.output_size, self.num_directions, self.dtype
+        H, C = self.hidden_size, self.output_size
+        nd, dt = self.num_directions, self.dtype
         S = self.num_layers * nd
         h = np.zeros((S, B, H), dt) if h0s is None else np.stack(h0s)
         seq = mode == "seq"

@@ -163,7 +163,7 @@ class Optimizer:
     def params(self):
         """The parameter arrays the optimiser updates (a new dict of the very
         arrays it was given)."""
-        return dict(zip(self._keys, self._arrays))
+        return dict(zip(self._keys, self._arrays, strict=True))
 
     @property
     def dtype(self):
@@ -214,7 +214,7 @@ class Optimizer:
             raise ValueError(f"grads {_key_mismatch(grads, self._keys)}; expected the "
                              f"parameters' keys {list(self._keys)}")
         out = []
-        for key, param in zip(self._keys, self._arrays):
+        for key, param in zip(self._keys, self._arrays, strict=True):
             grad = grads[key]
             if not (type(grad) is np.ndarray and grad.dtype == self._dtype
                     and grad.shape == param.shape and grad.flags.c_contiguous):
@@ -316,7 +316,7 @@ class Optimizer:
         self._options, self._lr, self._step = options, lr, step
         self._allocate()
         for bname, arrays in buffers.items():
-            for dst, src in zip(self._state[bname], arrays):
+            for dst, src in zip(self._state[bname], arrays, strict=True):
                 np.copyto(dst, src, casting="same_kind")
 
     def _check_buffers(self, state_dict, options):
@@ -330,7 +330,7 @@ class Optimizer:
                              f"these options every parameter has the buffers "
                              f"{names}")
         buffers = {b: [] for b in names}
-        for key, param in zip(self._keys, self._arrays):
+        for key, param in zip(self._keys, self._arrays, strict=True):
             for b in names:
                 where = f"state_dict[{_buffer_key(key, b)!r}]"
                 arr = np.asarray(state_dict[_buffer_key(key, b)])
@@ -654,7 +654,8 @@ class StepLR:
         return self.lr * self.gamma ** (step // self.step_size)
 
     def __repr__(self):
-        return f"StepLR(lr={self.lr!r}, step_size={self.step_size}, gamma={self.gamma!r})"
+        return (f"StepLR(lr={self.lr!r}, step_size={self.step_size}, "
+                f"gamma={self.gamma!r})")
 
 
 class CosineLR:

@@ -26,7 +26,8 @@ def _import_torch(what):
     try:
         import torch
     except ImportError as exc:
-        raise ImportError(f"{what} needs PyTorch (python -m pip install torch)") from exc
+        raise ImportError(
+            f"{what} needs PyTorch (python -m pip install torch)") from exc
     return torch
 
 
@@ -150,8 +151,9 @@ def _rnn_weights(rnn):
     expected = {f"{n}_l{k}{s}" for n in names for k in range(num_layers)
                 for s in (("", "_reverse") if reverse else ("",))}
     if weights.keys() != expected:
-        raise ValueError(f"the RNN state dict lacks {sorted(expected - weights.keys())} "
-                         f"and has unexpected keys {sorted(weights.keys() - expected)}")
+        raise ValueError(
+            f"the RNN state dict lacks {sorted(expected - weights.keys())} "
+            f"and has unexpected keys {sorted(weights.keys() - expected)}")
     return weights, num_layers, reverse
 
 
@@ -191,6 +193,8 @@ def _to_numpy(key, value):
 def to_torch_state_dict(model):
     """The model's weights as PyTorch state dicts.
 
+    Tensors are copies in the model's dtype.
+
     Returns
     -------
     rnn_state : OrderedDict
@@ -199,8 +203,6 @@ def to_torch_state_dict(model):
         zeros.
     linear_state : OrderedDict
         For ``torch.nn.Linear(num_directions·H, output_size)``.
-
-    Tensors are copies in the model's dtype.
     """
     torch = _import_torch("to_torch_state_dict")
     check_model(model)

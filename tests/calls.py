@@ -476,7 +476,7 @@ def _break_ndim(call, choose, name):
     shape = _expected_shape(call, name)
     if call.symbols[name] is None:  # softmax: any x of at least one axis
         return call.replace(**{name: np.zeros((), call.dtype)}), [name]
-    shape = shape + (1,) if choose.boolean() or not shape else shape[:-1]
+    shape = (*shape, 1) if choose.boolean() or not shape else shape[:-1]
     return call.replace(**{name: _zeros(call, name, shape)}), [name]
 
 
@@ -506,7 +506,7 @@ def _break_dtype(call, choose, name):
 def _break_mixed(call, choose, name):
     if name in INTEGER_ARGS or len(_present_floats(call)) < 2:
         return None
-    other = [d for d in FLOAT_DTYPES if d != call.dtype][0]
+    other = next(d for d in FLOAT_DTYPES if d != call.dtype)
     value = np.zeros(_expected_shape(call, name), other)
     return call.replace(**{name: value}), [name]
 

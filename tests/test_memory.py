@@ -97,8 +97,8 @@ def test_training_steps_keep_memory_flat(problem):
 
     def step():
         mode, t = modes[next(count) % 2]
-        loss, grads, h_last = rnncore.loss_and_grads(params, x, t, mode=mode,
-                                                     **kw)
+        _loss, grads, _h_last = rnncore.loss_and_grads(params, x, t, mode=mode,
+                                                       **kw)
         for k in params:
             params[k] -= 1e-3 * grads[k]
 

@@ -41,7 +41,7 @@ def test_gradients_match_finite_differences(rng, num_layers, bidirectional, mode
                                             with_lengths):
     model, x, targets, kw = problem(rng, num_layers, bidirectional, mode,
                                     with_lengths=with_lengths)
-    loss, grads, _ = model.loss_and_grads(x, targets, **kw)
+    _loss, grads, _ = model.loss_and_grads(x, targets, **kw)
     assert set(grads) == set(model.params)
     for name, p in model.params.items():
         fd = central_diff(lambda: model.loss_and_grads(x, targets, **kw)[0], p)
@@ -69,7 +69,8 @@ def test_loss_forward_and_states_match_reference(rng, num_layers, bidirectional,
                                  return_state=True)
     nd = 2 if bidirectional else 1
     feats = top if mode == "seq" else np.concatenate(list(want_h_n[-nd:]), axis=1)
-    want_logits = feats @ model.params["W_hy"].T.astype(np.float64) + model.params["b_y"]
+    want_logits = (feats @ model.params["W_hy"].T.astype(np.float64)
+                   + model.params["b_y"])
     assert logits.dtype == np.dtype(dtype)
     assert_close(logits, want_logits, tol=tol)
     assert_close(h_n2, want_h_n, tol=tol)
@@ -130,7 +131,7 @@ def test_truncated_bptt_first_chunk_equals_full_bptt_of_that_chunk(rng, bidirect
                         dtype="float64", seed=1)
     x = rng.standard_normal((12, 2, 3))
     targets = rng.integers(0, 4, (12, 2))
-    loss_a, grads_a, h_a = model.loss_and_grads(x[:6], targets[:6])
+    _loss_a, grads_a, h_a = model.loss_and_grads(x[:6], targets[:6])
     # the first chunk alone is exactly full BPTT over those six steps
     for name, p in model.params.items():
         fd = central_diff(lambda: model.loss_and_grads(x[:6], targets[:6])[0], p)
@@ -164,10 +165,10 @@ def test_inputs_are_not_modified_and_float64_inputs_follow_the_model_dtype(rng):
     targets = rng.integers(0, 2, (5, 2))
     before = [x.copy(), lengths.copy(), targets.copy()]
     params_before = {k: v.copy() for k, v in model.params.items()}
-    loss, grads, h_n = model.loss_and_grads(x, targets, lengths=lengths)
+    loss, grads, _h_n = model.loss_and_grads(x, targets, lengths=lengths)
     assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())
     assert all(g.dtype == np.float32 for g in grads.values())
-    for b, a in zip(before, [x, lengths, targets]):
+    for b, a in zip(before, [x, lengths, targets], strict=True):
         np.testing.assert_array_equal(a, b)
     for k, v in model.params.items():
         np.testing.assert_array_equal(v, params_before[k])

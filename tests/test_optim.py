@@ -356,7 +356,8 @@ def test_clip_grad_norm_matches_numpy(rng, p, dtype, fraction):
     max_norm = fraction * norm
     total = optim.clip_grad_norm(grads, max_norm, norm_type=p)
     assert type(total) is float
-    assert total == pytest.approx(float(norm), rel=1e-6 if dtype == np.float32 else 1e-13)
+    rel = 1e-6 if dtype == np.float32 else 1e-13
+    assert total == pytest.approx(float(norm), rel=rel)
     coef = max_norm / (norm + 1e-6)
     for k in grads:
         assert id(grads[k]) == ids[k]
@@ -384,7 +385,7 @@ def test_clip_grad_norm_matches_torch(rng, p, dtype):
     want = torch.nn.utils.clip_grad_norm_(tensors, max_norm, norm_type=p)
     got = optim.clip_grad_norm(grads, max_norm, norm_type=p)
     assert got == pytest.approx(float(want), rel=1e-5 if dtype == np.float32 else 1e-12)
-    for g, t in zip(grads.values(), tensors):
+    for g, t in zip(grads.values(), tensors, strict=True):
         assert_close(g, t.grad.numpy().astype(np.float64), dtype)
 
 
@@ -451,7 +452,7 @@ def test_clip_grad_value_matches_torch(rng, dtype):
     tensors = torch_holding(torch, grads)
     torch.nn.utils.clip_grad_value_(tensors, 0.7)
     optim.clip_grad_value(grads, 0.7)
-    for g, t in zip(grads.values(), tensors):
+    for g, t in zip(grads.values(), tensors, strict=True):
         np.testing.assert_array_equal(g, t.grad.numpy())
 
 
@@ -823,12 +824,12 @@ def test_schedules_match_torch_schedulers(rng):
         topt = torch.optim.SGD(tparams, lr=0.2, momentum=0.9)
         sched = make_theirs(topt)
         for grads in grads_seq:
-            for tp, g in zip(tparams, grads.values()):
+            for tp, g in zip(tparams, grads.values(), strict=True):
                 tp.grad = torch.from_numpy(g.copy())
             topt.step()
             sched.step()
             opt.step(grads)
-        for k, tp in zip(mine, tparams):
+        for k, tp in zip(mine, tparams, strict=True):
             assert_close(mine[k], tp.detach().numpy(), np.float64, name=k)
 
 

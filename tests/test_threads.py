@@ -113,7 +113,7 @@ def test_threads_match_serial_bit_for_bit(task, dtype):
     assert len(results) == THREADS * CALLS_PER_THREAD
     for i, result in results:
         assert_bit_identical(result, serial[i])
-    for p, b in zip(items, before):
+    for p, b in zip(items, before, strict=True):
         assert_unchanged(b, arrays_of(p))
 
 

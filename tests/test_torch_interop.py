@@ -119,8 +119,9 @@ def test_numpy_state_dicts_give_the_same_model(torch, rng):
     rnn, linear = torch_modules(torch, rng, 3, 4, 5, 2, True, dtype=np.float64)
     from_modules = rnncore.from_torch(rnn, linear)
     from_tensors = rnncore.from_torch(rnn.state_dict(), linear.state_dict())
-    from_numpy = rnncore.from_torch({k: v.numpy() for k, v in rnn.state_dict().items()},
-                                    {k: v.numpy() for k, v in linear.state_dict().items()})
+    from_numpy = rnncore.from_torch(
+        {k: v.numpy() for k, v in rnn.state_dict().items()},
+        {k: v.numpy() for k, v in linear.state_dict().items()})
     for other in (from_tensors, from_numpy):
         assert other.config == from_modules.config
         for name, value in from_modules.params.items():
@@ -172,9 +173,9 @@ def test_refuses_other_recurrences(torch):
     for module in (torch.nn.LSTM(2, 3), torch.nn.GRU(2, 3)):
         with pytest.raises(TypeError, match=type(module).__name__):
             rnncore.from_torch(module, linear)
-    with pytest.raises(TypeError, match="torch.nn.RNN"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.RNN"):
         rnncore.from_torch(torch.nn.Linear(2, 3), linear)
-    with pytest.raises(TypeError, match="torch.nn.Linear"):
+    with pytest.raises(TypeError, match=r"torch\.nn\.Linear"):
         rnncore.from_torch(torch.nn.RNN(2, 3), torch.nn.RNN(3, 2))
 
 
@@ -206,7 +207,8 @@ def test_refuses_bad_state_dicts(rng):
         ({**good, "weight_hh_l0": np.ones(3, f32)}, linear, ValueError, "2-D"),
         ({**good, "bias_ih_l0": np.ones(1, f32)}, linear, ValueError,
          "bias_ih_l0 has shape"),
-        ({**good, "weight_ih_l0": np.ones((3, 2), np.int64)}, linear, TypeError, "floats"),
+        ({**good, "weight_ih_l0": np.ones((3, 2), np.int64)}, linear, TypeError,
+         "floats"),
         (good, {"weight": np.ones((4, 6), f32)}, ValueError, "weight has shape"),
         (good, {"weight": np.ones(4, f32)}, ValueError, "2-D"),
         (good, {"weight": np.ones((4, 3), f32), "scale": 1.0}, ValueError, "'bias'"),
@@ -264,7 +266,7 @@ def test_to_torch_state_dict(torch, rng):
     model.params["W_hy"] = model.params["W_hy"].astype(np.float64)
     with pytest.raises(ValueError, match="W_hy"):
         rnncore.to_torch(model)
-    with pytest.raises(TypeError, match="rnncore.RNN"):
+    with pytest.raises(TypeError, match=r"rnncore\.RNN"):
         rnncore.to_torch_state_dict(model.params)
 
 
@@ -288,6 +290,6 @@ else:
 print("ok")
 """
     root = str(Path(rnncore.__file__).parents[1])
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=root, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, cwd=root, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

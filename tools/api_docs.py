@@ -17,8 +17,10 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "rnncore"
 OUTPUT = ROOT / "docs" / "api.md"
-SECTIONS = ("Parameters", "Returns", "Yields", "Raises", "Warns", "See Also",
-            "Notes", "Examples")
+SECTIONS = ("Parameters", "Attributes", "Returns", "Yields", "Raises", "Warns",
+            "See Also", "Notes", "Examples")
+ENTRY_SECTIONS = ("Parameters", "Attributes", "Returns", "Yields", "Raises",
+                  "Warns")
 
 HEADER = """\
 # API reference
@@ -46,7 +48,14 @@ def public_names():
 
 
 def find(module, name):
-    """The definition of `name` in `module`: (kind, signature, docstring)."""
+    """The definition of `name` in `module`: (kind, signature, docstring).
+    A submodule imported by name (``from rnncore import optim``) is
+    described by its module docstring."""
+    if module == PACKAGE.name:
+        path = PACKAGE / f"{name}.py"
+        if not path.exists():
+            return None
+        return "module", "", ast.get_docstring(ast.parse(path.read_text()))
     path = PACKAGE / (module.split(".", 1)[1].replace(".", "/") + ".py")
     tree = ast.parse(path.read_text())
     doc_assigned = None
@@ -116,8 +125,8 @@ def markdown(line):
 
 
 def render(name, kind, signature, doc):
-    title = f"`rnncore.{name}` (class)" if kind == "class" else (
-        f"`rnncore.{name}{signature}`")
+    title = (f"`rnncore.{name}` ({kind})" if kind in ("class", "module")
+             else f"`rnncore.{name}{signature}`")
     out = [f'<a id="{name}"></a>', "", f"## {title}", ""]
     head, sections = split_sections(doc or "(no docstring)")
     while head and not head[-1].strip():
@@ -129,7 +138,7 @@ def render(name, kind, signature, doc):
         body = sections[section]
         out.append(f"**{section}**")
         out.append("")
-        if section in ("Parameters", "Returns", "Yields", "Raises", "Warns"):
+        if section in ENTRY_SECTIONS:
             out += [markdown(render_entry(t, d)) for t, d in entries(body)]
         elif section == "Examples":
             code = [re.sub(r"^(>>> |\.\.\. )", "", line) for line in body

@@ -43,6 +43,21 @@ import numpy as np
 
 import rnncore
 
+TESTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                     "tests")
+sys.path.insert(0, TESTS)
+from model_files import (  # noqa: E402  (tests/model_files.py)
+    Pickled,
+    build_zip,
+    header_of,
+    members,
+    npy_bytes,
+    npy_header_text,
+    npy_raw,
+    split_npy,
+    with_header,
+)
+
 
 class FlatState:
     """Stands in for any optimiser: a flat state of every kind save takes."""
@@ -97,66 +112,6 @@ def valid_file(config, make_optimizer, seed):
     buf = io.BytesIO()
     rnncore.save(model, buf, optimizer=opt)
     return buf.getvalue()
-
-
-def members(data):
-    """[(name, bytes)] of a zip, in order."""
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        return [(info.filename, zf.read(info)) for info in zf.infolist()]
-
-
-def build_zip(items, compression=zipfile.ZIP_STORED):
-    """A zip of [(name, bytes)], names repeated as given."""
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Duplicate name"
-        with zipfile.ZipFile(buf, "w", compression) as zf:
-            for name, payload in items:
-                zf.writestr(name, payload)
-    return buf.getvalue()
-
-
-def npy_bytes(array, allow_pickle=False):
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=allow_pickle)
-    return buf.getvalue()
-
-
-def npy_raw(header, payload=b""):
-    """A version 1.0 .npy member with ``header`` (dict text) taken as is."""
-    text = header.encode("latin1")
-    text += b" " * (-(len(text) + 11) % 64) + b"\n"
-    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + payload
-
-
-def npy_header_text(descr, shape, fortran_order=False):
-    return repr({"descr": descr, "fortran_order": fortran_order, "shape": shape})
-
-
-def split_npy(member):
-    """(header length, payload) of a well-formed version 1.0 .npy member."""
-    start = 10 + int.from_bytes(member[8:10], "little")
-    return start, member[start:]
-
-
-def header_of(items):
-    return json.loads(bytes(np.load(io.BytesIO(dict(items)["header.npy"]))))
-
-
-def with_header(items, header_text):
-    payload = npy_bytes(np.frombuffer(header_text, dtype=np.uint8))
-    return [(n, payload if n == "header.npy" else b) for n, b in items]
-
-
-class Pickled:
-    """Unpickling this creates the file ``path``: the side effect that must
-    never happen."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __reduce__(self):
-        return open, (self.path, "w")
 
 
 # ---- mutations: each maps (rng, valid file) to damaged bytes ----------------
@@ -217,7 +172,8 @@ def edit_members(rng, data, ctx):
 
 
 def compress(rng, data, ctx):
-    method = [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA][rng.integers(3)]
+    method = [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2,
+              zipfile.ZIP_LZMA][rng.integers(3)]
     return build_zip(members(data), method)
 
 
@@ -236,8 +192,9 @@ def lie_config(rng, data, ctx):
     elif action == 6:
         target["unknown" if rng.random() < 0.5 else "seed"] = 1
     else:
-        text = [b"{", b"[" * 100000, b"\xff\xfe", b"null", b'{"format": "rnncore-model"}',
-                b"", json.dumps(header).encode()[:-1]][rng.integers(7)]
+        text = [b"{", b"[" * 100000, b"\xff\xfe", b"null",
+                b'{"format": "rnncore-model"}', b"",
+                json.dumps(header).encode()[:-1]][rng.integers(7)]
         return build_zip(with_header(items, text))
     return build_zip(with_header(items, json.dumps(header).encode()))
 
