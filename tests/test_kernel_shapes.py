@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import rnncore
-from rnncore import _recurrence
 from rnn_util import assert_close, make_params, random_lengths
+from rnncore import _recurrence
 
 DTYPES = [np.float32, np.float64]
 # every row remainder (B mod 4), up to and past the own kernel's limit
