@@ -42,7 +42,29 @@ _looked_up = False
 _blas: BlasThreads | None = None
 
 
+def _openblas(path: str, via: str, suffixes=("", "64_", "_64")) -> BlasThreads | None:
+    """The thread-count functions an OpenBLAS exports, called directly (for
+    SciPy's wheels they carry a scipy_ prefix)."""
+    try:
+        lib = ctypes.CDLL(path)  # already loaded: the same handle
+    except OSError:
+        return None
+    for prefix in ("scipy_", ""):
+        for suffix in suffixes:
+            get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}", None)
+            set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                get.argtypes, get.restype = [], ctypes.c_int
+                set_.argtypes, set_.restype = [ctypes.c_int], None
+                return BlasThreads(get, set_, path, via)
+    return None
+
+
 def _via_threadpoolctl() -> BlasThreads | None:
+    """SciPy's BLAS among those threadpoolctl finds. Its thread count is set
+    directly, not through threadpoolctl's controller: for OpenBLAS that
+    ignores limits set from any thread but the first one that set one, and a
+    limit here is set from whichever thread's call overlaps another."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:
@@ -52,17 +74,23 @@ def _via_threadpoolctl() -> BlasThreads | None:
     controllers = [c for c in ThreadpoolController().lib_controllers
                    if c.user_api == "blas"]
     pool = _scipy_blas_pool([c.info() for c in controllers])
-    for c in controllers:
-        if pool is not None and c.filepath == pool["filepath"]:
-            return BlasThreads(c.get_num_threads, c.set_num_threads, c.filepath,
-                               "threadpoolctl")
+    if pool is None:
+        return None
+    c = next(c for c in controllers if c.filepath == pool["filepath"])
+    if c.internal_api == "openblas" and c.threading_layer == "pthreads":
+        return _openblas(c.filepath, "threadpoolctl")
+    if c.internal_api == "blis":  # a process-wide count, as OpenBLAS's
+        return BlasThreads(c.get_num_threads, c.set_num_threads, c.filepath,
+                           "threadpoolctl")
+    # OpenMP builds and MKL count threads per calling thread: a limit set
+    # from one thread would not reach the others.
     return None
 
 
 def _via_proc_maps() -> BlasThreads | None:
     """SciPy's OpenBLAS (libscipy_openblas, as its wheels ship it) among the
-    libraries mapped into this process, through its own exported functions.
-    NumPy's copy exports them with a 64_ suffix, so it is never picked."""
+    libraries mapped into this process. NumPy's copy exports its functions
+    with a 64_ suffix, so it is never picked."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -72,17 +100,10 @@ def _via_proc_maps() -> BlasThreads | None:
     except OSError:
         return None
     for path in sorted(p.strip() for p in paths):
-        if not os.path.basename(path).startswith("libscipy_openblas"):
-            continue
-        try:
-            lib = ctypes.CDLL(path)  # already loaded: the same handle
-            get = lib.scipy_openblas_get_num_threads
-            set_ = lib.scipy_openblas_set_num_threads
-        except (OSError, AttributeError):
-            continue
-        get.argtypes, get.restype = [], ctypes.c_int
-        set_.argtypes, set_.restype = [ctypes.c_int], None
-        return BlasThreads(get, set_, path, "ctypes")
+        if os.path.basename(path).startswith("libscipy_openblas"):
+            found = _openblas(path, "ctypes", suffixes=("",))
+            if found is not None:
+                return found
     return None
 
 

@@ -252,6 +252,18 @@ def test_real_blas_is_limited_while_calls_overlap(scipy_blas):
     assert scipy_blas.get() == before == scipy_pool_threads()
 
 
+def test_real_blas_is_limited_while_threadpoolctl_holds_it(scipy_blas):
+    """threadpoolctl ignores OpenBLAS limits set from other threads while one
+    of its limits is held (here, at the same count) by this thread; the
+    limit set from the overlapping call's thread must still take effect."""
+    before = scipy_blas.get()
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(before, user_api="blas"):
+        out = overlapping(scipy_blas.get, scipy_blas.get)
+    assert out["second"] == 1 and out["first"] == 1
+    assert scipy_blas.get() == before
+
+
 def test_real_calls_overlap_with_one_blas_thread(rng, scipy_blas):
     """Two threads calling loss_and_grads on a problem big enough for their
     calls to overlap; a third watches SciPy's BLAS while both are in flight."""
