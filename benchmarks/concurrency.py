@@ -4,11 +4,14 @@ Each rnncore call releases the GIL, so the threads of a pipeline run their
 calls in parallel; each call's GEMMs may in turn use several BLAS threads.
 This script runs k Python threads that each call ``rnncore.loss_and_grads``
 (or ``rnncore.rnn_forward``) in a loop and prints the total throughput
-(calls per second over all threads) in three settings:
+(calls per second over all threads) in four settings:
 
-- ``default``: the BLAS thread pools as they are by default;
-- ``serialized``: the default BLAS threads, but one rnncore call at a time
-  (a lock around each call): what a library-side lock would give;
+- ``default``: rnncore's default: SciPy's BLAS keeps its threads while one
+  call runs and is limited to one thread while calls overlap;
+- ``auto off``: that limit switched off (``rnncore.set_auto_threads(False)``),
+  so every call runs on BLAS's default threads;
+- ``serialized``: BLAS's default threads (limit off), but one rnncore call
+  at a time (a lock around each call): what a library-side lock would give;
 - ``blas1``: BLAS limited to one thread (``rnncore.threads(1)``).
 
     python benchmarks/concurrency.py                  # all shapes, 1/2/4 threads
@@ -75,7 +78,7 @@ def throughput(call, n_threads, seconds):
     return sum(counts) / (time.perf_counter() - t0)
 
 
-SETTINGS = ("default", "serialized", "blas1")
+SETTINGS = ("default", "auto off", "serialized", "blas1")
 
 
 def measure(op, shape, dtype, thread_counts, seconds, repeats):
@@ -94,7 +97,12 @@ def measure(op, shape, dtype, thread_counts, seconds, repeats):
         samples = {name: [] for name in SETTINGS}
         for _ in range(repeats):
             samples["default"].append(throughput(call, k, seconds))
-            samples["serialized"].append(throughput(serialized, k, seconds))
+            rnncore.set_auto_threads(False)
+            try:
+                samples["auto off"].append(throughput(call, k, seconds))
+                samples["serialized"].append(throughput(serialized, k, seconds))
+            finally:
+                rnncore.set_auto_threads(True)
             with threadpool_limits(1, user_api="blas"):
                 samples["blas1"].append(throughput(call, k, seconds))
         rows.append((shape, k, {n: float(np.median(v)) for n, v in samples.items()}))
@@ -127,9 +135,10 @@ def main():
     )
     print(
         "| shape (T, B, D, H, C) | Python threads | default, calls/s "
-        "| serialized, calls/s | BLAS limited to 1, calls/s | default / limited |"
+        "| auto off, calls/s | serialized, calls/s | BLAS limited to 1, calls/s "
+        "| default / limited |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for shape in args.shapes:
         for name, k, rate in measure(
             args.op,
@@ -141,7 +150,8 @@ def main():
         ):
             print(
                 f"| {name} {SHAPES[name]} | {k} | {rate['default']:.1f} "
-                f"| {rate['serialized']:.1f} | {rate['blas1']:.1f} "
+                f"| {rate['auto off']:.1f} | {rate['serialized']:.1f} "
+                f"| {rate['blas1']:.1f} "
                 f"| {rate['default'] / rate['blas1']:.2f} |",
                 flush=True,
             )

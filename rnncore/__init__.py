@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover
 
 from rnncore import optim
 from rnncore._config import show_config
-from rnncore._threads import threads
+from rnncore._threads import set_auto_threads, threads
 from rnncore.functional import (
     RNNGrads,
     log_softmax,
@@ -67,4 +67,5 @@ __all__ = [
     "to_torch_state_dict",
     "show_config",
     "threads",
+    "set_auto_threads",
 ]

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from rnncore import _recurrence, _softmax, _training
+from rnncore._threads import guarded
 from rnncore._validation import (
     Arguments,
     as_array,
@@ -117,7 +118,8 @@ def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
     b_h = args.floats("b_h", b_h, ("H",))
     T, B, H = args.dims["T"], args.dims["B"], args.dims["H"]
     hs = args.empty(T, B, H)
-    _recurrence.forward(x, W_xh, W_hh, b_h, h0, lengths, args.empty(H, H), hs)
+    guarded(_recurrence.forward, x, W_xh, W_hh, b_h, h0, lengths, args.empty(H, H),
+            hs)
     return hs
 
 
@@ -175,7 +177,8 @@ def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
         db_h=args.empty(H),
     )
     work = args.empty(_recurrence.backward_steps(T, B), B, H)
-    _recurrence.backward(dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths, *grads, work)
+    guarded(_recurrence.backward, dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths,
+            *grads, work)
     return grads
 
 
@@ -218,7 +221,7 @@ def softmax_cross_entropy(logits, targets, ignore_index=-100):
     args.check_sizes()
     targets = check_targets(targets, args.dims["C"], ignore_index)
     dlogits = args.empty(*logits.shape)
-    loss = _softmax.cross_entropy(logits, targets, ignore_index, dlogits)
+    loss = guarded(_softmax.cross_entropy, logits, targets, ignore_index, dlogits)
     return loss, dlogits
 
 
@@ -236,7 +239,7 @@ def _softmax_along(x, axis, log):
         moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1]))
     out = np.empty_like(rows)
     if rows.size:
-        _softmax.softmax(rows, out, log)
+        guarded(_softmax.softmax, rows, out, log)
     return np.ascontiguousarray(np.moveaxis(out.reshape(moved.shape), -1, axis))
 
 
@@ -370,7 +373,8 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
     grads = {name: args.empty(*(args.dims[s] for s in shape))
              for name, shape in PARAM_SHAPES.items()}
     h_last = args.empty(B, H)
-    loss = _training.train_step(
+    loss = guarded(
+        _training.train_step,
         seq, x, targets, ignore_index, W_xh, W_hh, b_h, W_hy, b_y, h0, lengths,
         grads["W_xh"], grads["W_hh"], grads["b_h"], grads["W_hy"], grads["b_y"],
         h_last,

@@ -14,6 +14,7 @@ step 0, as in PyTorch's ``h_n``).
 import numpy as np
 
 from rnncore import _output, _recurrence, _training, serialization, torch_interop
+from rnncore._threads import guarded
 from rnncore._validation import (
     BLAS_INT_MAX,
     FLOAT_DTYPES,
@@ -392,7 +393,8 @@ class RNN:
         h_n = ws.get("h_n", (1, B, H), dt)
         s = _layer_suffix(0, 0)
         p = self.params
-        loss = _training.train_step(
+        loss = guarded(
+            _training.train_step,
             seq, x, targets, ignore_index, p["W_xh" + s], p["W_hh" + s],
             p["b_h" + s], p["W_hy"], p["b_y"], h0, lengths, grads["W_xh" + s],
             grads["W_hh" + s], grads["b_h" + s], grads["W_hy"], grads["b_y"],
@@ -422,7 +424,8 @@ class RNN:
                 xin = inp if d == 0 else self._reverse(inp, rev)
                 hs = ws.get(f"hs {k} {d}", (T, B, H), dt)
                 h0 = h0s[k * nd + d] if h0s is not None else empty
-                _recurrence.forward(xin, W_xh, W_hh, b_h, h0, lengths, W_hhT, hs)
+                guarded(_recurrence.forward, xin, W_xh, W_hh, b_h, h0, lengths,
+                        W_hhT, hs)
                 layer.append((xin, hs))
             runs.append(layer)
             if nd == 1:
@@ -437,9 +440,9 @@ class RNN:
                  else np.concatenate(list(h_n[-nd:]), axis=1))
         dfeats = np.empty_like(feats)
         logits = ws.get("logits", (feats.shape[0], C), dt)
-        loss = _output.loss_grads(feats, targets, ignore_index, self.params["W_hy"],
-                                  self.params["b_y"], logits, grads["W_hy"],
-                                  grads["b_y"], dfeats)
+        loss = guarded(_output.loss_grads, feats, targets, ignore_index,
+                       self.params["W_hy"], self.params["b_y"], logits,
+                       grads["W_hy"], grads["b_y"], dfeats)
 
         # backward, top layer first; `upstream` is ∂L/∂(layer output) (T, B, F)
         upstream = dfeats.reshape(T, B, F) if seq else None
@@ -462,9 +465,9 @@ class RNN:
                     dh_last = empty
                 dx = np.empty((T, B, xin.shape[2]) if k > 0 else (0, 0, 0), dt)
                 h0 = h0s[k * nd + d] if h0s is not None else empty
-                _recurrence.backward(dhs, dh_last, hs, xin, W_xh, W_hh, h0, lengths,
-                                     dx, dh0, grads["W_xh" + s], grads["W_hh" + s],
-                                     grads["b_h" + s], work)
+                guarded(_recurrence.backward, dhs, dh_last, hs, xin, W_xh, W_hh, h0,
+                        lengths, dx, dh0, grads["W_xh" + s], grads["W_hh" + s],
+                        grads["b_h" + s], work)
                 if k > 0:
                     dx = dx if d == 0 else self._reverse(dx, rev)
                     below = dx if below is None else below + dx
@@ -520,12 +523,12 @@ class RNN:
                 inp = x[t0:t0 + K]
                 for k in range(self.num_layers):
                     out = bufs[k][:inp.shape[0]]
-                    _recurrence.advance(inp, *self._layer(k, 0), lengths, t0, h[k],
-                                        W_hhT, out)
+                    guarded(_recurrence.advance, inp, *self._layer(k, 0), lengths,
+                            t0, h[k], W_hhT, out)
                     inp = out
                 if seq:
-                    _output.logits(inp.reshape(-1, H), W_hy, b_y,
-                                   logits[t0:t0 + K].reshape(-1, C))
+                    guarded(_output.logits, inp.reshape(-1, H), W_hy, b_y,
+                            logits[t0:t0 + K].reshape(-1, C))
         else:
             rev = self._reversal(T, B, lengths)
             inp = x
@@ -538,17 +541,18 @@ class RNN:
                         self._advance_chunks(xin, k, d, lengths, h[k * nd + d], W_hhT)
                     else:
                         out = np.empty((T, B, H), dt)
-                        _recurrence.advance(xin, *self._layer(k, d), lengths, 0,
-                                            h[k * nd + d], W_hhT, out)
+                        guarded(_recurrence.advance, xin, *self._layer(k, d),
+                                lengths, 0, h[k * nd + d], W_hhT, out)
                         outs.append(out if d == 0 else self._reverse(out, rev))
                 if not top_last:
                     inp = np.concatenate(outs, axis=2)
             if seq:
-                _output.logits(inp.reshape(T * B, nd * H), W_hy, b_y,
-                               logits.reshape(T * B, C))
+                guarded(_output.logits, inp.reshape(T * B, nd * H), W_hy, b_y,
+                        logits.reshape(T * B, C))
         if not seq:
-            _output.logits(np.ascontiguousarray(np.concatenate(list(h[-nd:]), axis=1)),
-                           W_hy, b_y, logits)
+            guarded(_output.logits,
+                    np.ascontiguousarray(np.concatenate(list(h[-nd:]), axis=1)),
+                    W_hy, b_y, logits)
         return (logits, h) if return_state else logits
 
     def _advance_chunks(self, xin, k, d, lengths, h, W_hhT):
@@ -558,8 +562,8 @@ class RNN:
         buf = np.empty((K, B, self.hidden_size), self.dtype)
         for t0 in range(0, T, K):
             chunk = xin[t0:t0 + K]
-            _recurrence.advance(chunk, *self._layer(k, d), lengths, t0, h, W_hhT,
-                                buf[:chunk.shape[0]])
+            guarded(_recurrence.advance, chunk, *self._layer(k, d), lengths, t0, h,
+                    W_hhT, buf[:chunk.shape[0]])
 
     def predict_proba(self, x, *, mode="seq", h0=None, lengths=None):
         """Class probabilities, shape (T, B, C) or (B, C); see :meth:`forward`."""
@@ -603,11 +607,12 @@ class RNN:
         inp = x[None]
         for k in range(self.num_layers):
             out = np.empty((1, B, H), dt)
-            _recurrence.advance(inp, *self._layer(k, 0), no_lengths, 0, h[k], W_hhT,
-                                out)
+            guarded(_recurrence.advance, inp, *self._layer(k, 0), no_lengths, 0,
+                    h[k], W_hhT, out)
             inp = out
         logits = np.empty((B, self.output_size), dt)
-        _output.logits(inp[0], self.params["W_hy"], self.params["b_y"], logits)
+        guarded(_output.logits, inp[0], self.params["W_hy"], self.params["b_y"],
+                logits)
         return logits, h
 
     def evaluate(self, x, targets, *, mode="seq", h0=None, lengths=None,
