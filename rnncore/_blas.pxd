@@ -12,12 +12,13 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 from rnncore._simd cimport small_gemm_acc
 
 # Row counts up to which the per-step product h·W (h: rows × H) runs in
-# rnncore's own kernel instead of BLAS, whose fixed cost per call dominates
-# such small products.  Measured per step of rnn_forward, float32, H from 64
-# to 512 (docs/performance-notes.md): the own kernel is 1.3-4x faster up to
-# 4 rows and at least as fast up to 8.
+# rnncore's own kernel (_step_gemm.h) instead of BLAS.  Measured one
+# product at a time, float32, one thread (benchmarks/step_product.c,
+# docs/performance-notes.md): the own kernel is as fast as SciPy's OpenBLAS
+# or faster up to 32 rows for H from 100 to 512 (up to 5x at H = 512 and
+# 4-8 rows, where BLAS pays its fixed costs), and slower past 32 rows.
 cdef enum:
-    SMALL_GEMM_MAX_ROWS = 8
+    SMALL_GEMM_MAX_ROWS = 32
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
