@@ -7,6 +7,8 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        const floating *h0, const Py_ssize_t *lengths,
                        floating *W_hhT, floating *hs) noexcept nogil
 
+cpdef check_work(const floating[:, :, ::1] work, Py_ssize_t B, Py_ssize_t H)
+
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         const floating *ext, Py_ssize_t E, const floating *W_ext,
                         const floating *dh_last, const floating *hs,

@@ -105,6 +105,13 @@ def backward_steps(Py_ssize_t T, Py_ssize_t B):
     return max(1, min(K, -(-BACKWARD_MAX_ROWS // B), T))
 
 
+cpdef check_work(const floating[:, :, ::1] work, Py_ssize_t B, Py_ssize_t H):
+    """backward_core's δ buffer must hold at least one step of (B, H)."""
+    if work.shape[0] < 1 or work.shape[1] != B or work.shape[2] != H:
+        raise ValueError(f"work must have shape (K >= 1, {B}, {H}), got "
+                         f"{(work.shape[0], work.shape[1], work.shape[2])}")
+
+
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         const floating *ext, Py_ssize_t E, const floating *W_ext,
                         const floating *dh_last, const floating *hs,
@@ -252,6 +259,7 @@ def backward(const floating[:, :, ::1] dhs not None,
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
     cdef floating *dx_p = &dx[0, 0, 0] if dx.shape[0] > 0 else NULL
+    check_work(work, B, H)
     with nogil:
         backward_core(T, B, D, H, dhs_p, H, <floating *>NULL, dhl_p, &hs[0, 0, 0],
                       &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p, len_p,

@@ -9,7 +9,8 @@ cimport cython
 from cython cimport floating
 
 from rnncore._output cimport loss_grads_core
-from rnncore._recurrence cimport forward_core, backward_core, gather_last
+from rnncore._recurrence cimport (backward_core, check_work, forward_core,
+                                  gather_last)
 
 
 cdef double train_step_core(
@@ -71,6 +72,7 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
     cdef double loss
+    check_work(work, B, H)
     with nogil:
         loss = train_step_core(
             seq, T, B, D, H, C, &x[0, 0, 0], &targets[0], ignore_index,

@@ -13,7 +13,7 @@ import pytest
 
 import rnncore
 from rnn_util import assert_close, make_params, random_lengths
-from rnncore import _recurrence
+from rnncore import _recurrence, _training
 
 DTYPES = [np.float32, np.float64]
 # every row remainder (B mod 4), up to and past the own kernel's limit
@@ -146,3 +146,22 @@ def test_training_step_over_several_chunks(rng, mode):
     assert_close(grads["b_y"], dlogits.sum(axis=0), name="b_y")
     for name in ("W_xh", "W_hh", "b_h"):
         assert_close(grads[name], getattr(bw, "d" + name), name=name)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 4), (3, 1, 4), (3, 2, 5)])
+def test_kernels_refuse_a_wrong_work_buffer(shape):
+    """The δ buffer comes from the callers in rnncore; a wrong one must be
+    refused before the kernel runs (a zero-step chunk would never end)."""
+    e = np.zeros
+    lengths = np.empty(0, np.intp)
+    with pytest.raises(ValueError, match="work must have shape"):
+        _recurrence.backward(e((0, 0, 0)), e((0, 0)), e((3, 2, 4)), e((3, 2, 1)),
+                             e((4, 1)), e((4, 4)), e((0, 0)), lengths,
+                             e((0, 0, 0)), e((2, 4)), e((4, 1)), e((4, 4)),
+                             e(4), e(shape))
+    with pytest.raises(ValueError, match="work must have shape"):
+        _training.train_step(True, e((3, 2, 1)), np.zeros(6, np.intp), -100,
+                             e((4, 1)), e((4, 4)), e(4), e((3, 4)), e(3),
+                             e((0, 0)), lengths, e((4, 1)), e((4, 4)), e(4),
+                             e((3, 4)), e(3), e((2, 4)), e((3, 2, 4)), e(shape),
+                             e((6, 3)), e((2, 4)), e((2, 4)))
