@@ -1,7 +1,9 @@
 """Named scratch arrays reused from one call to the next.
 
 A training loop passes the same Workspace to every step: once the shapes
-settle, no step allocates its buffers again.  A Workspace belongs to one
+settle, the buffers taken from it are not allocated again (a stacked or
+bidirectional step still allocates some arrays of its own each step).  A
+Workspace belongs to one
 caller at a time (it is not shared between threads).
 """
 import numpy as np
