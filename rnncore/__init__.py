@@ -16,7 +16,7 @@ except ImportError as exc:  # pragma: no cover
 
 from rnncore import optim
 from rnncore._config import show_config
-from rnncore._threads import set_auto_threads, threads
+from rnncore._threads import set_auto_threads, share_thread_count, threads
 from rnncore.functional import (
     RNNGrads,
     log_softmax,
@@ -69,3 +69,7 @@ __all__ = [
     "threads",
     "set_auto_threads",
 ]
+
+# the kernels read SciPy's BLAS thread count to choose a per-step kernel
+share_thread_count()
+del share_thread_count

@@ -9,16 +9,33 @@ from cython cimport floating
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
-from rnncore._simd cimport small_gemm_acc
+from rnncore._simd cimport (pack, packed_gemm, rnc_blas_threads, rnc_packed_len_f32,
+                            rnc_packed_len_f64, small_gemm_acc, transpose)
 
-# Row counts up to which the per-step product h·W (h: rows × H) runs in
-# rnncore's own kernel (_step_gemm.h) instead of BLAS.  Measured one
-# product at a time, float32, one thread (benchmarks/step_product.c,
-# docs/performance-notes.md): the own kernel is as fast as SciPy's OpenBLAS
-# or faster up to 32 rows for H from 100 to 512 (up to 5x at H = 512 and
-# 4-8 rows, where BLAS pays its fixed costs), and slower past 32 rows.
+# The per-step product h·W (h: rows × H, W: H × H) runs in one of three
+# kernels, chosen once per call by step_kind (measured one product at a
+# time, float32, one thread: benchmarks/step_product.c, table in
+# docs/performance-notes.md):
+# - _packed_gemm.h on W packed once per call: 1.2-1.4x faster than SciPy's
+#   OpenBLAS (which repacks W at every step) and than the small kernel, from
+#   8 rows at H = 128, 4 at 256, 2 at 512, 1 at 1024.  Only where the
+#   padding of W's columns to whole panels wastes at most 1/8 (H = 100 pads
+#   to 128 and loses), and only with a buffer to pack into;
+# - otherwise, up to SMALL_GEMM_MAX_ROWS rows, _step_gemm.h on W as it is
+#   (BLAS's fixed costs exceed the arithmetic there: up to 5x faster);
+# - otherwise BLAS, and also when BLAS runs several threads and the product
+#   has at least THREADED_STEP_MIN_FMAS multiply-adds, enough to gain from
+#   them (the own kernels run on the calling thread).
 cdef enum:
     SMALL_GEMM_MAX_ROWS = 32
+    PACKED_MIN_ROW_ELEMENTS = 1024
+    PACKED_MIN_H = 128
+    THREADED_STEP_MIN_FMAS = 1 << 24
+
+cdef enum StepKind:
+    STEP_SMALL
+    STEP_PACKED
+    STEP_BLAS
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
@@ -49,17 +66,53 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
               <double *>a, &ilda, &beta, c, &ildc)
 
 
-cdef inline void step_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
-                           const floating *a, const floating *b, bint accumulate,
-                           floating *c) noexcept nogil:
-    """C (m×n) <- A (m×k)·B (k×n) (+ C if accumulate), all contiguous.
-
-    The product of one time step: BLAS for large batches, rnncore's own
-    kernel for small ones.
-    """
-    if m <= SMALL_GEMM_MAX_ROWS:
-        if not accumulate:
-            memset(c, 0, m * n * sizeof(floating))
-        small_gemm_acc(m, n, k, a, b, c)
+cdef inline Py_ssize_t packed_len(Py_ssize_t H, const floating *w) noexcept nogil:
+    """Length of W (H × H) packed (w only selects the dtype)."""
+    if floating is float:
+        return rnc_packed_len_f32(H, H)
     else:
-        gemm(False, False, m, n, k, 1, a, k, b, n, 1 if accumulate else 0, c, n)
+        return rnc_packed_len_f64(H, H)
+
+
+cdef inline StepKind step_kind(Py_ssize_t m, Py_ssize_t H, const floating *buf,
+                               Py_ssize_t buf_len) noexcept nogil:
+    """The kernel for a call's per-step products of m rows, given a buffer
+    of buf_len elements for W's copy (see above)."""
+    cdef Py_ssize_t plen = packed_len(H, buf)
+    cdef bint packs = H >= PACKED_MIN_H and buf_len >= plen and 8 * plen <= 9 * H * H
+    if m <= SMALL_GEMM_MAX_ROWS:
+        return STEP_PACKED if packs and m * H >= PACKED_MIN_ROW_ELEMENTS else STEP_SMALL
+    if packs and not (m * H * H >= THREADED_STEP_MIN_FMAS and rnc_blas_threads() > 1):
+        return STEP_PACKED
+    return STEP_BLAS
+
+
+cdef inline const floating *step_weights(StepKind kind, Py_ssize_t H,
+                                         const floating *W, bint transposed,
+                                         floating *buf) noexcept nogil:
+    """The right operand of the per-step products, W (H × H) or, when
+    transposed, Wᵀ, in the layout the kernel `kind` reads: W itself when it
+    is already that, else a copy in buf (step_kind chose `kind` for its
+    length)."""
+    if kind == STEP_PACKED:
+        pack(H, H, W, transposed, buf)
+        return buf
+    if transposed:
+        transpose(H, W, buf)
+        return buf
+    return W
+
+
+cdef inline void step_gemm(StepKind kind, Py_ssize_t m, Py_ssize_t H,
+                           const floating *a, const floating *w, bint accumulate,
+                           floating *c) noexcept nogil:
+    """C (m×H) <- A (m×H)·W (+ C if accumulate), A and C contiguous, W from
+    step_weights for the same kind."""
+    if kind == STEP_PACKED:
+        packed_gemm(m, H, H, a, w, accumulate, c)
+    elif kind == STEP_SMALL:
+        if not accumulate:
+            memset(c, 0, m * H * sizeof(floating))
+        small_gemm_acc(m, H, H, a, w, c)
+    else:
+        gemm(False, False, m, H, H, 1, a, H, w, H, 1 if accumulate else 0, c, H)

@@ -5,9 +5,12 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        const floating *x, const floating *W_xh,
                        const floating *W_hh, const floating *b_h,
                        const floating *h0, const Py_ssize_t *lengths,
-                       floating *W_hhT, floating *hs) noexcept nogil
+                       floating *wbuf, Py_ssize_t wbuf_len,
+                       floating *hs) noexcept nogil
 
 cpdef check_work(const floating[:, :, ::1] work, Py_ssize_t B, Py_ssize_t H)
+
+cpdef check_wbuf(const floating[::1] wbuf, Py_ssize_t H)
 
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         const floating *ext, Py_ssize_t E, const floating *W_ext,
@@ -15,8 +18,10 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         const floating *x, const floating *W_xh,
                         const floating *W_hh, const floating *h0,
                         const Py_ssize_t *lengths, Py_ssize_t K, floating *work,
-                        floating *dh0, floating *dx, floating *dW_xh,
-                        floating *dW_hh, floating *db_h) noexcept nogil
+                        floating *wbuf, Py_ssize_t wbuf_len, floating *dh0,
+                        floating *dx,
+                        floating *dW_xh, floating *dW_hh,
+                        floating *db_h) noexcept nogil
 
 cdef void gather_last(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                       const floating *hs, const Py_ssize_t *lengths,

@@ -14,7 +14,7 @@ def forward(
     b_h: NDArray[_Float],
     h0: NDArray[_Float],
     lengths: NDArray[np.intp],
-    W_hhT: NDArray[_Float],
+    wbuf: NDArray[_Float],
     hs: NDArray[_Float],
 ) -> None: ...
 def advance(
@@ -25,11 +25,15 @@ def advance(
     lengths: NDArray[np.intp],
     t0: int,
     h: NDArray[_Float],
-    W_hhT: NDArray[_Float],
+    wbuf: NDArray[_Float],
     out: NDArray[_Float],
 ) -> None: ...
 def backward_steps(T: int, B: int) -> int: ...
 def check_work(work: NDArray[_Float], B: int, H: int) -> None: ...
+def weight_buffer_len(H: int, itemsize: int) -> int: ...
+def needs_weight_buffer(B: int) -> bool: ...
+def check_wbuf(wbuf: NDArray[_Float], H: int) -> None: ...
+def set_blas_threads_query(address: int) -> None: ...
 def backward(
     dhs: NDArray[_Float],
     dh_last: NDArray[_Float],
@@ -45,4 +49,5 @@ def backward(
     dW_hh: NDArray[_Float],
     db_h: NDArray[_Float],
     work: NDArray[_Float],
+    wbuf: NDArray[_Float],
 ) -> None: ...

@@ -12,8 +12,11 @@ from libc.string cimport memcpy, memset
 cimport cython
 from cython cimport floating
 
-from rnncore._blas cimport gemm, step_gemm
-from rnncore._simd cimport tanh_inplace, tanh_backward, transpose
+from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, gemm, step_gemm,
+                            step_kind, step_weights)
+from rnncore._simd cimport (rnc_packed_len_f32, rnc_packed_len_f64,
+                            rnc_set_blas_threads_query, tanh_inplace,
+                            tanh_backward)
 
 
 cdef inline void project(Py_ssize_t rows, Py_ssize_t D, Py_ssize_t H,
@@ -31,23 +34,27 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        const floating *x, const floating *W_xh,
                        const floating *W_hh, const floating *b_h,
                        const floating *h0, const Py_ssize_t *lengths,
-                       floating *W_hhT, floating *hs) noexcept nogil:
+                       floating *wbuf, Py_ssize_t wbuf_len,
+                       floating *hs) noexcept nogil:
     """hs[t] = tanh(x[t]·W_xhᵀ + b_h + hs[t-1]·W_hhᵀ), hs[-1] = h0.
 
-    W_hhT (H, H) is workspace for W_hh transposed: the per-step product is
-    then a plain, non-transposed GEMM, the fast case of every BLAS.
+    wbuf (wbuf_len >= H·H elements; weight_buffer_len(H) when B >
+    SMALL_GEMM_MAX_ROWS) is workspace for W_hhᵀ in the per-step kernel's
+    layout: transposed, so that the product is a plain, non-transposed one,
+    or packed once for the whole sequence.
     """
     cdef Py_ssize_t t, b, BH = B * H
     cdef floating *h_t
     cdef const floating *h_prev
-    transpose(H, W_hh, W_hhT)
+    cdef StepKind kind = step_kind(B, H, wbuf, wbuf_len)
+    cdef const floating *w = step_weights(kind, H, W_hh, True, wbuf)
     project(T * B, D, H, x, W_xh, b_h, hs)
     for t in range(T):
         h_t = hs + t * BH
         h_prev = hs + (t - 1) * BH if t > 0 else h0
         if h_prev != NULL:
             # h_t += h_{t-1}·W_hhᵀ: (B × H)·(H × H)
-            step_gemm(B, H, H, h_prev, W_hhT, True, h_t)
+            step_gemm(kind, B, H, h_prev, w, True, h_t)
         tanh_inplace(h_t, BH)
         if lengths != NULL:
             for b in range(B):
@@ -59,7 +66,8 @@ cdef void advance_core(Py_ssize_t K, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        const floating *x, const floating *W_xh,
                        const floating *W_hh, const floating *b_h,
                        const Py_ssize_t *lengths, Py_ssize_t t0, floating *h,
-                       floating *W_hhT, floating *out) noexcept nogil:
+                       floating *wbuf, Py_ssize_t wbuf_len,
+                       floating *out) noexcept nogil:
     """K steps of the recurrence from the state h (B, H), which it updates.
 
     The inference path: it keeps only the current state, so a long sequence
@@ -69,12 +77,13 @@ cdef void advance_core(Py_ssize_t K, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
     """
     cdef Py_ssize_t k, b, BH = B * H
     cdef floating *o_k
-    transpose(H, W_hh, W_hhT)
+    cdef StepKind kind = step_kind(B, H, wbuf, wbuf_len)
+    cdef const floating *w = step_weights(kind, H, W_hh, True, wbuf)
     project(K * B, D, H, x, W_xh, b_h, out)
     for k in range(K):
         o_k = out + k * BH
         # o_k += h·W_hhᵀ: (B × H)·(H × H)
-        step_gemm(B, H, H, h, W_hhT, True, o_k)
+        step_gemm(kind, B, H, h, w, True, o_k)
         tanh_inplace(o_k, BH)
         if lengths == NULL:
             memcpy(h, o_k, BH * sizeof(floating))
@@ -112,14 +121,46 @@ cpdef check_work(const floating[:, :, ::1] work, Py_ssize_t B, Py_ssize_t H):
                          f"{(work.shape[0], work.shape[1], work.shape[2])}")
 
 
+def weight_buffer_len(Py_ssize_t H, Py_ssize_t itemsize):
+    """Elements of the W_hh workspace (``wbuf``) of forward, advance and
+    backward for hidden size H and float32 (4) or float64 (8): the packed
+    layout pads W_hh's columns to whole panels."""
+    cdef Py_ssize_t n = (rnc_packed_len_f32(H, H) if itemsize == 4
+                         else rnc_packed_len_f64(H, H))
+    return max(n, H * H)
+
+
+def needs_weight_buffer(Py_ssize_t B):
+    """Whether backward and a training step of batch B need ``wbuf``
+    (weight_buffer_len elements).  Smaller batches read W_hh as it is in the
+    backward pass, and a training step keeps W_hhᵀ in dW_hh until then."""
+    return B > SMALL_GEMM_MAX_ROWS
+
+
+cpdef check_wbuf(const floating[::1] wbuf, Py_ssize_t H):
+    """The W_hh workspace must hold weight_buffer_len(H) elements."""
+    cdef Py_ssize_t need = weight_buffer_len(H, sizeof(floating))
+    if wbuf.shape[0] < need:
+        raise ValueError(f"wbuf must have at least {need} elements, got "
+                         f"{wbuf.shape[0]}")
+
+
+def set_blas_threads_query(size_t address):
+    """The address of SciPy's BLAS openblas_get_num_threads (0: unknown):
+    the per-step products leave large products to a multi-threaded BLAS."""
+    rnc_set_blas_threads_query(address)
+
+
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         const floating *ext, Py_ssize_t E, const floating *W_ext,
                         const floating *dh_last, const floating *hs,
                         const floating *x, const floating *W_xh,
                         const floating *W_hh, const floating *h0,
                         const Py_ssize_t *lengths, Py_ssize_t K, floating *work,
-                        floating *dh0, floating *dx, floating *dW_xh,
-                        floating *dW_hh, floating *db_h) noexcept nogil:
+                        floating *wbuf, Py_ssize_t wbuf_len, floating *dh0,
+                        floating *dx,
+                        floating *dW_xh, floating *dW_hh,
+                        floating *db_h) noexcept nogil:
     """Backpropagation through time, K steps at a time from the end.
 
     ∂L/∂h_t from outside the recurrence is ``ext`` (T·B, E) times
@@ -129,11 +170,15 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
     steps, ``work`` (K, B, H) receives δ_t = (1 - h_t²) ⊙ (∂L/∂h_t +
     δ_{t+1}·W_hh), and the chunk's share of the weight gradients is one GEMM
     each.  ``dh0`` (B, H) doubles as the carry δ_{t+1}·W_hh and ends as
-    ∂L/∂h0.  ``dx`` may be NULL (not wanted).
+    ∂L/∂h0.  ``dx`` may be NULL (not wanted).  ``wbuf`` is workspace for
+    W_hh packed (wbuf_len elements: weight_buffer_len(H) when B >
+    SMALL_GEMM_MAX_ROWS; may be NULL with wbuf_len 0 otherwise).
     """
     cdef Py_ssize_t t, t0, t1, b, i, rows, BH = B * H
     cdef floating *d_t
     cdef const floating *h_t
+    cdef StepKind kind = step_kind(B, H, wbuf, wbuf_len)
+    cdef const floating *w = step_weights(kind, H, W_hh, False, wbuf)
     if dh_last != NULL and lengths == NULL:
         memcpy(dh0, dh_last, BH * sizeof(floating))
     else:
@@ -169,7 +214,7 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                             d_t[b * H + i] += dh_last[b * H + i]
                     tanh_backward(d_t + b * H, h_t + b * H, dh0 + b * H, H)
             # carry to step t-1: ∂L/∂h_{t-1} += δ_t·W_hh: (B × H)·(H × H)
-            step_gemm(B, H, H, d_t, W_hh, False, dh0)
+            step_gemm(kind, B, H, d_t, w, False, dh0)
 
         # dW_xh += Σ_t δ_tᵀ·x_t: (H × rows)·(rows × D)
         gemm(True, False, H, D, rows, 1, work, H, x + t0 * B * D, D, 1, dW_xh, D)
@@ -214,14 +259,15 @@ cdef void gather_last(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
 def forward(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh not None,
             const floating[:, ::1] W_hh not None, const floating[::1] b_h not None,
             const floating[:, ::1] h0 not None, const Py_ssize_t[::1] lengths not None,
-            floating[:, ::1] W_hhT not None, floating[:, :, ::1] hs not None):
+            floating[::1] wbuf not None, floating[:, :, ::1] hs not None):
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0]
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+    check_wbuf(wbuf, H)
     with nogil:
         forward_core(T, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0],
-                     &b_h[0], h0_p, len_p, &W_hhT[0, 0], &hs[0, 0, 0])
+                     &b_h[0], h0_p, len_p, &wbuf[0], wbuf.shape[0], &hs[0, 0, 0])
 
 
 @cython.boundscheck(False)
@@ -229,14 +275,15 @@ def forward(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
 def advance(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh not None,
             const floating[:, ::1] W_hh not None, const floating[::1] b_h not None,
             const Py_ssize_t[::1] lengths not None, Py_ssize_t t0,
-            floating[:, ::1] h not None, floating[:, ::1] W_hhT not None,
+            floating[:, ::1] h not None, floating[::1] wbuf not None,
             floating[:, :, ::1] out not None):
     cdef Py_ssize_t K = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0]
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+    check_wbuf(wbuf, H)
     with nogil:
         advance_core(K, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], &b_h[0],
-                     len_p, t0, &h[0, 0], &W_hhT[0, 0], &out[0, 0, 0])
+                     len_p, t0, &h[0, 0], &wbuf[0], wbuf.shape[0], &out[0, 0, 0])
 
 
 @cython.boundscheck(False)
@@ -250,8 +297,10 @@ def backward(const floating[:, :, ::1] dhs not None,
              const Py_ssize_t[::1] lengths not None, floating[:, :, ::1] dx not None,
              floating[:, ::1] dh0 not None, floating[:, ::1] dW_xh not None,
              floating[:, ::1] dW_hh not None, floating[::1] db_h not None,
-             floating[:, :, ::1] work not None):
-    """dhs (T, B, H), or empty for zeros; work (backward_steps(T, B), B, H)."""
+             floating[:, :, ::1] work not None, floating[::1] wbuf not None):
+    """dhs (T, B, H), or empty for zeros; work (backward_steps(T, B), B, H);
+    wbuf (weight_buffer_len(H, itemsize),) when needs_weight_buffer(B), else
+    may be empty."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0]
     cdef const floating *dhs_p = &dhs[0, 0, 0] if dhs.shape[0] > 0 else NULL
@@ -259,9 +308,15 @@ def backward(const floating[:, :, ::1] dhs not None,
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
     cdef floating *dx_p = &dx[0, 0, 0] if dx.shape[0] > 0 else NULL
+    cdef floating *wbuf_p = NULL
+    cdef Py_ssize_t wbuf_len = 0
     check_work(work, B, H)
+    if B > SMALL_GEMM_MAX_ROWS:  # needs_weight_buffer(B)
+        check_wbuf(wbuf, H)
+        wbuf_p, wbuf_len = &wbuf[0], wbuf.shape[0]
     with nogil:
         backward_core(T, B, D, H, dhs_p, H, <floating *>NULL, dhl_p, &hs[0, 0, 0],
                       &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p, len_p,
-                      work.shape[0], &work[0, 0, 0], &dh0[0, 0], dx_p,
+                      work.shape[0], &work[0, 0, 0], wbuf_p, wbuf_len,
+                      &dh0[0, 0], dx_p,
                       &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0])

@@ -1,5 +1,5 @@
-# Element-wise kernels from _simd.h and the per-step product from
-# _step_gemm.h, with one fused entry point per kernel.
+# Element-wise kernels from _simd.h and the per-step products from
+# _step_gemm.h and _packed_gemm.h, with one fused entry point per kernel.
 from cython cimport floating
 
 
@@ -24,6 +24,21 @@ cdef extern from "_step_gemm.h" nogil:
                                const double *A, const double *B, double *C)
     void rnc_transpose_f32(Py_ssize_t n, const float *W, float *WT)
     void rnc_transpose_f64(Py_ssize_t n, const double *W, double *WT)
+
+
+cdef extern from "_packed_gemm.h" nogil:
+    Py_ssize_t rnc_packed_len_f32(Py_ssize_t k, Py_ssize_t n)
+    Py_ssize_t rnc_packed_len_f64(Py_ssize_t k, Py_ssize_t n)
+    void rnc_pack_f32(Py_ssize_t k, Py_ssize_t n, const float *M, int trans, float *P)
+    void rnc_pack_f64(Py_ssize_t k, Py_ssize_t n, const double *M, int trans,
+                      double *P)
+    void rnc_packed_gemm_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *A,
+                             const float *P, int accumulate, float *C)
+    void rnc_packed_gemm_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                             const double *A, const double *P, int accumulate,
+                             double *C)
+    int rnc_blas_threads()
+    void rnc_set_blas_threads_query(size_t address)
 
 
 cdef inline void tanh_inplace(floating *x, Py_ssize_t n) noexcept nogil:
@@ -74,3 +89,23 @@ cdef inline void transpose(Py_ssize_t n, const floating *W,
         rnc_transpose_f32(n, W, WT)
     else:
         rnc_transpose_f64(n, W, WT)
+
+
+cdef inline void pack(Py_ssize_t k, Py_ssize_t n, const floating *M, bint trans,
+                      floating *P) noexcept nogil:
+    """P <- the k×n matrix M (or Mᵀ for an n×k M when trans) in the panel
+    layout packed_gemm reads (_packed_gemm.h)."""
+    if floating is float:
+        rnc_pack_f32(k, n, M, trans, P)
+    else:
+        rnc_pack_f64(k, n, M, trans, P)
+
+
+cdef inline void packed_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                             const floating *A, const floating *P, bint accumulate,
+                             floating *C) noexcept nogil:
+    """C (m×n) <- A (m×k)·B (+ C if accumulate), B packed in P by pack."""
+    if floating is float:
+        rnc_packed_gemm_f32(m, n, k, A, P, accumulate, C)
+    else:
+        rnc_packed_gemm_f64(m, n, k, A, P, accumulate, C)

@@ -29,6 +29,7 @@ class BlasThreads(NamedTuple):
     set: Callable[[int], Any]
     filepath: str
     via: str  # "threadpoolctl" or "ctypes"
+    get_address: int = 0  # of get, when it is the library's C function
 
 
 _lock = threading.Lock()
@@ -56,7 +57,8 @@ def _openblas(path: str, via: str, suffixes=("", "64_", "_64")) -> BlasThreads |
             if get is not None and set_ is not None:
                 get.argtypes, get.restype = [], ctypes.c_int
                 set_.argtypes, set_.restype = [ctypes.c_int], None
-                return BlasThreads(get, set_, path, via)
+                address = ctypes.cast(get, ctypes.c_void_p).value or 0
+                return BlasThreads(get, set_, path, via, address)
     return None
 
 
@@ -123,6 +125,18 @@ def blas_library() -> BlasThreads | None:
                 break
         _blas, _looked_up = found, True
     return _blas
+
+
+def share_thread_count() -> None:
+    """Give the compiled kernels the address of SciPy's BLAS thread-count
+    function, so that a call decides for itself whether its per-step
+    products are better on rnncore's one-thread kernel or on BLAS's
+    threads (rnncore/_blas.pxd).  Without it they always take their own."""
+    from rnncore import _recurrence
+
+    blas = blas_library()
+    if blas is not None:
+        _recurrence.set_blas_threads_query(blas.get_address)
 
 
 def _limit() -> None:

@@ -26,6 +26,7 @@ def train_step(
     h_last: NDArray[_Float],
     hs: NDArray[_Float],
     work: NDArray[_Float],
+    wbuf: NDArray[_Float],
     logits: NDArray[_Float],
     dh_last: NDArray[_Float],
     dh0: NDArray[_Float],

@@ -8,9 +8,10 @@ sequence's final state (B rows), targets (B,).
 cimport cython
 from cython cimport floating
 
+from rnncore._blas cimport SMALL_GEMM_MAX_ROWS
 from rnncore._output cimport loss_grads_core
-from rnncore._recurrence cimport (backward_core, check_work, forward_core,
-                                  gather_last)
+from rnncore._recurrence cimport (backward_core, check_wbuf, check_work,
+                                  forward_core, gather_last)
 
 
 cdef double train_step_core(
@@ -21,15 +22,26 @@ cdef double train_step_core(
         const floating *h0, const Py_ssize_t *lengths,
         floating *dW_xh, floating *dW_hh, floating *db_h, floating *dW_hy,
         floating *db_y, floating *h_last, floating *hs, Py_ssize_t K,
-        floating *work, floating *logits, floating *dh_last,
+        floating *work, floating *wbuf, Py_ssize_t wbuf_len, floating *logits,
+        floating *dh_last,
         floating *dh0) noexcept nogil:
-    """Returns the mean loss; writes the five gradients and h_last."""
+    """Returns the mean loss; writes the five gradients and h_last.
+
+    wbuf is NULL for batches of up to SMALL_GEMM_MAX_ROWS: dW_hh is not
+    written before the backward pass, so until then it holds the forward
+    pass's copy of W_hhᵀ (transposed, or packed where the packed layout
+    fits H·H), and the backward pass reads W_hh as it is.  Larger batches
+    pack W_hh into wbuf (wbuf_len elements), once for each pass.
+    """
     cdef Py_ssize_t N = T * B if seq else B
     cdef double loss
 
-    # dW_hh is not written before the backward pass: until then it holds
-    # the forward pass's transposed copy of W_hh.
-    forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, dW_hh, hs)
+    if wbuf != NULL:
+        forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, wbuf,
+                     wbuf_len, hs)
+    else:
+        forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, dW_hh, H * H,
+                     hs)
     gather_last(T, B, H, hs, lengths, h_last)
     # "last": the output layer's ∂L/∂h of the last states into dh_last.
     # "seq": logits ends as dlogits, and backward_core forms each chunk's
@@ -39,12 +51,12 @@ cdef double train_step_core(
                            <floating *>NULL if seq else dh_last)
     if seq:
         backward_core(T, B, D, H, logits, C, W_hy, <floating *>NULL, hs, x,
-                      W_xh, W_hh, h0, lengths, K, work, dh0, <floating *>NULL,
-                      dW_xh, dW_hh, db_h)
+                      W_xh, W_hh, h0, lengths, K, work, wbuf, wbuf_len, dh0,
+                      <floating *>NULL, dW_xh, dW_hh, db_h)
     else:
         backward_core(T, B, D, H, <floating *>NULL, H, <floating *>NULL, dh_last,
-                      hs, x, W_xh, W_hh, h0, lengths, K, work, dh0,
-                      <floating *>NULL, dW_xh, dW_hh, db_h)
+                      hs, x, W_xh, W_hh, h0, lengths, K, work, wbuf, wbuf_len,
+                      dh0, <floating *>NULL, dW_xh, dW_hh, db_h)
     return loss
 
 
@@ -61,23 +73,29 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
                floating[:, ::1] dW_hh not None, floating[::1] db_h not None,
                floating[:, ::1] dW_hy not None, floating[::1] db_y not None,
                floating[:, ::1] h_last not None, floating[:, :, ::1] hs not None,
-               floating[:, :, ::1] work not None,
+               floating[:, :, ::1] work not None, floating[::1] wbuf not None,
                floating[:, ::1] logits not None, floating[:, ::1] dh_last not None,
                floating[:, ::1] dh0 not None):
     """Arrays validated, C-contiguous, one dtype; h0 and lengths are empty
-    arrays when absent.  The last five arrays are workspace; work is
-    (backward_steps(T, B), B, H)."""
+    arrays when absent.  The last six arrays are workspace; work is
+    (backward_steps(T, B), B, H), wbuf (weight_buffer_len(H, itemsize),)
+    when needs_weight_buffer(B), else may be empty."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0], C = W_hy.shape[0]
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
     cdef double loss
+    cdef floating *wbuf_p = NULL
+    cdef Py_ssize_t wbuf_len = 0
     check_work(work, B, H)
+    if B > SMALL_GEMM_MAX_ROWS:  # needs_weight_buffer(B)
+        check_wbuf(wbuf, H)
+        wbuf_p, wbuf_len = &wbuf[0], wbuf.shape[0]
     with nogil:
         loss = train_step_core(
             seq, T, B, D, H, C, &x[0, 0, 0], &targets[0], ignore_index,
             &W_xh[0, 0], &W_hh[0, 0], &b_h[0], &W_hy[0, 0], &b_y[0], h0_p,
             len_p, &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0], &dW_hy[0, 0], &db_y[0],
-            &h_last[0, 0], &hs[0, 0, 0], work.shape[0], &work[0, 0, 0],
-            &logits[0, 0], &dh_last[0, 0], &dh0[0, 0])
+            &h_last[0, 0], &hs[0, 0, 0], work.shape[0], &work[0, 0, 0], wbuf_p,
+            wbuf_len, &logits[0, 0], &dh_last[0, 0], &dh0[0, 0])
     return loss

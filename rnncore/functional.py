@@ -118,8 +118,8 @@ def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
     b_h = args.floats("b_h", b_h, ("H",))
     T, B, H = args.dims["T"], args.dims["B"], args.dims["H"]
     hs = args.empty(T, B, H)
-    guarded(_recurrence.forward, x, W_xh, W_hh, b_h, h0, lengths, args.empty(H, H),
-            hs)
+    guarded(_recurrence.forward, x, W_xh, W_hh, b_h, h0, lengths,
+            args.empty(_recurrence.weight_buffer_len(H, args.dtype.itemsize)), hs)
     return hs
 
 
@@ -177,8 +177,10 @@ def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
         db_h=args.empty(H),
     )
     work = args.empty(_recurrence.backward_steps(T, B), B, H)
+    wbuf = args.empty(_recurrence.weight_buffer_len(H, args.dtype.itemsize)
+                      if _recurrence.needs_weight_buffer(B) else 0)
     guarded(_recurrence.backward, dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths,
-            *grads, work)
+            *grads, work, wbuf)
     return grads
 
 
@@ -378,9 +380,12 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
         seq, x, targets, ignore_index, W_xh, W_hh, b_h, W_hy, b_y, h0, lengths,
         grads["W_xh"], grads["W_hh"], grads["b_h"], grads["W_hy"], grads["b_y"],
         h_last,
-        # workspace: hs, δ of a chunk of steps, logits, ∂L/∂h_last, carry
+        # workspace: hs, δ of a chunk of steps, W_hh packed, logits,
+        # ∂L/∂h_last, carry
         args.empty(T, B, H),
         args.empty(_recurrence.backward_steps(T, B), B, H),
+        args.empty(_recurrence.weight_buffer_len(H, args.dtype.itemsize)
+                   if _recurrence.needs_weight_buffer(B) else 0),
         args.empty(T * B if seq else B, C), args.empty(B, H), args.empty(B, H),
     )
     return loss, grads, h_last

@@ -52,6 +52,11 @@ def _choice(name, value, options):
     return value
 
 
+def _weight_buffer_len(H, dtype):
+    """Elements of the kernels' W_hh workspace (see _recurrence)."""
+    return _recurrence.weight_buffer_len(H, np.dtype(dtype).itemsize)
+
+
 def _layer_suffix(layer, direction):
     return f"_l{layer}" + ("_reverse" if direction else "")
 
@@ -400,6 +405,8 @@ class RNN:
             grads["W_hh" + s], grads["b_h" + s], grads["W_hy"], grads["b_y"],
             h_n[0], ws.get("hs", (T, B, H), dt),
             ws.get("work", (_recurrence.backward_steps(T, B), B, H), dt),
+            ws.get("wbuf", (_weight_buffer_len(H, dt)
+                            if _recurrence.needs_weight_buffer(B) else 0,), dt),
             ws.get("logits", (T * B if seq else B, C), dt),
             ws.get("dh_last", (B, H), dt), ws.get("dh0", (B, H), dt))
         return loss, h_n
@@ -411,7 +418,7 @@ class RNN:
         F = nd * H
         rev = self._reversal(T, B, lengths) if self.bidirectional else None
         empty = ws.get("empty", (0, 0), dt)
-        W_hhT = ws.get("W_hhT", (H, H), dt)
+        wbuf = ws.get("wbuf", (_weight_buffer_len(H, dt),), dt)
 
         # forward, keeping each direction's input and states (in its own
         # reading order) for the backward pass
@@ -425,7 +432,7 @@ class RNN:
                 hs = ws.get(f"hs {k} {d}", (T, B, H), dt)
                 h0 = h0s[k * nd + d] if h0s is not None else empty
                 guarded(_recurrence.forward, xin, W_xh, W_hh, b_h, h0, lengths,
-                        W_hhT, hs)
+                        wbuf, hs)
                 layer.append((xin, hs))
             runs.append(layer)
             if nd == 1:
@@ -467,7 +474,7 @@ class RNN:
                 h0 = h0s[k * nd + d] if h0s is not None else empty
                 guarded(_recurrence.backward, dhs, dh_last, hs, xin, W_xh, W_hh, h0,
                         lengths, dx, dh0, grads["W_xh" + s], grads["W_hh" + s],
-                        grads["b_h" + s], work)
+                        grads["b_h" + s], work, wbuf)
                 if k > 0:
                     dx = dx if d == 0 else self._reverse(dx, rev)
                     below = dx if below is None else below + dx
@@ -512,7 +519,7 @@ class RNN:
         h = np.zeros((S, B, H), dt) if h0s is None else np.stack(h0s)
         seq = mode == "seq"
         logits = np.empty((T, B, C) if seq else (B, C), dt)
-        W_hhT = np.empty((H, H), dt)
+        wbuf = np.empty(_weight_buffer_len(H, dt), dt)
         W_hy, b_y = self.params["W_hy"], self.params["b_y"]
 
         if not self.bidirectional:
@@ -524,7 +531,7 @@ class RNN:
                 for k in range(self.num_layers):
                     out = bufs[k][:inp.shape[0]]
                     guarded(_recurrence.advance, inp, *self._layer(k, 0), lengths,
-                            t0, h[k], W_hhT, out)
+                            t0, h[k], wbuf, out)
                     inp = out
                 if seq:
                     guarded(_output.logits, inp.reshape(-1, H), W_hy, b_y,
@@ -538,11 +545,11 @@ class RNN:
                 for d in range(nd):
                     xin = inp if d == 0 else self._reverse(inp, rev)
                     if top_last:  # only the final state is needed
-                        self._advance_chunks(xin, k, d, lengths, h[k * nd + d], W_hhT)
+                        self._advance_chunks(xin, k, d, lengths, h[k * nd + d], wbuf)
                     else:
                         out = np.empty((T, B, H), dt)
                         guarded(_recurrence.advance, xin, *self._layer(k, d),
-                                lengths, 0, h[k * nd + d], W_hhT, out)
+                                lengths, 0, h[k * nd + d], wbuf, out)
                         outs.append(out if d == 0 else self._reverse(out, rev))
                 if not top_last:
                     inp = np.concatenate(outs, axis=2)
@@ -555,7 +562,7 @@ class RNN:
                     W_hy, b_y, logits)
         return (logits, h) if return_state else logits
 
-    def _advance_chunks(self, xin, k, d, lengths, h, W_hhT):
+    def _advance_chunks(self, xin, k, d, lengths, h, wbuf):
         """Runs layer k, direction d over xin keeping only the state h."""
         T, B, _ = xin.shape
         K = min(T, CHUNK)
@@ -563,7 +570,7 @@ class RNN:
         for t0 in range(0, T, K):
             chunk = xin[t0:t0 + K]
             guarded(_recurrence.advance, chunk, *self._layer(k, d), lengths, t0, h,
-                    W_hhT, buf[:chunk.shape[0]])
+                    wbuf, buf[:chunk.shape[0]])
 
     def predict_proba(self, x, *, mode="seq", h0=None, lengths=None):
         """Class probabilities, shape (T, B, C) or (B, C); see :meth:`forward`."""
@@ -602,13 +609,13 @@ class RNN:
                 raise ValueError(f"h must have shape (num_layers, B, H) = "
                                  f"({self.num_layers}, {B}, {H}), got {h.shape}")
         args.check_sizes()
-        W_hhT = np.empty((H, H), dt)
+        wbuf = np.empty(_weight_buffer_len(H, dt), dt)
         no_lengths = np.empty(0, dtype=np.intp)
         inp = x[None]
         for k in range(self.num_layers):
             out = np.empty((1, B, H), dt)
             guarded(_recurrence.advance, inp, *self._layer(k, 0), no_lengths, 0,
-                    h[k], W_hhT, out)
+                    h[k], wbuf, out)
             inp = out
         logits = np.empty((B, self.output_size), dt)
         guarded(_output.logits, inp[0], self.params["W_hy"], self.params["b_y"],

@@ -2,7 +2,10 @@
 
 The per-step product (rnncore/_step_gemm.h) works on blocks of 4 rows and
 of several SIMD vectors of columns, then narrower vectors, then single
-columns; batches above its row limit go to BLAS.  The backward pass keeps δ
+columns.  Batches above its row limit go to the packed kernel
+(rnncore/_packed_gemm.h: blocks of up to 12 rows, panels of 32 float or 16
+double columns, slabs of 256 rows of W_hh), or to BLAS when BLAS runs
+several threads and the product is large.  The backward pass keeps δ
 for a chunk of steps at a time (``_recurrence.backward_steps``).  The
 reference here is a vectorised float64 NumPy recurrence, so the sizes can
 be large enough to reach every one of those paths.
@@ -91,6 +94,59 @@ def test_forward_and_backward_at_every_block_shape(rng, dtype, B, H):
         assert_close(getattr(got, name), value, dtype, name=name)
 
 
+def check_forward_and_backward(rng, dtype, T, B, D, H):
+    """rnn_forward and rnn_backward against the float64 NumPy recurrence."""
+    p, x, h0, lens, w = problem(rng, T, B, D, H, dtype, True, True)
+    hs = rnncore.rnn_forward(x.astype(dtype), w["W_xh"], w["W_hh"], w["b_h"],
+                             h0=h0.astype(dtype), lengths=lens)
+    want = np_forward(x, p["W_xh"], p["W_hh"], p["b_h"], h0, lens)
+    assert_close(hs, want, dtype, name="hs")
+    active = (np.arange(T)[:, None] < lens)[:, :, None]
+    dhs = rng.standard_normal((T, B, H))
+    got = rnncore.rnn_backward(dhs.astype(dtype), hs, x.astype(dtype),
+                               w["W_xh"], w["W_hh"], h0=h0.astype(dtype),
+                               lengths=lens)
+    grads = np_backward(np.where(active, dhs, 0.0), hs.astype(np.float64), x,
+                        p["W_xh"], p["W_hh"], h0, lens)
+    grads["dx"] = np.where(active, grads["dx"], 0.0)
+    for name, value in grads.items():
+        assert_close(getattr(got, name), value, dtype, name=name)
+
+
+# the packed kernel's row remainders (mod 12), below and past 32 rows
+PACKED_BATCHES = [4, 8, 13, 33, 47]
+# one column, panel and vector boundaries, several 256-row slabs (300); the
+# packed kernel takes H >= 128 (and then small batches too) unless its
+# padding wastes more than 1/8 (100 and 130 stay on the other kernels)
+PACKED_HIDDEN = [1, 16, 17, 40, 100, 128, 130, 256, 300]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B", PACKED_BATCHES)
+@pytest.mark.parametrize("H", PACKED_HIDDEN)
+def test_forward_and_backward_on_the_packed_kernel(rng, dtype, B, H):
+    check_forward_and_backward(rng, dtype, 3, B, 2, H)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_large_steps_on_one_or_more_blas_threads(rng, dtype, n_threads):
+    """64 rows at H = 512 is where a multi-threaded BLAS takes the per-step
+    product over from the one-thread packed kernel: both give the same."""
+    with rnncore.threads(n_threads):
+        check_forward_and_backward(rng, dtype, 2, 64, 2, 512)
+
+
+def test_the_kernels_know_the_blas_thread_count():
+    """SciPy's OpenBLAS exports its thread count, which the kernels read."""
+    from rnncore import _threads
+
+    blas = _threads.blas_library()
+    if blas is None or "openblas" not in blas.filepath.lower():
+        pytest.skip("SciPy's BLAS is not an OpenBLAS found here")
+    assert blas.get_address != 0
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("T,B", [(1500, 1), (700, 3), (40, 64)])
 @pytest.mark.parametrize("with_lengths", [False, True])
@@ -115,10 +171,12 @@ def test_backward_over_several_chunks(rng, dtype, T, B, with_lengths):
 
 
 @pytest.mark.parametrize("mode", ["seq", "last"])
-def test_training_step_over_several_chunks(rng, mode):
+# small kernel; BLAS; packed forward in dW_hh, small backward; packed both
+@pytest.mark.parametrize("B,H", [(5, 7), (40, 7), (8, 128), (40, 128)])
+def test_training_step_over_several_chunks(rng, mode, B, H):
     """loss_and_grads, whose backward pass forms ∂L/∂h_t chunk by chunk from
     the output layer, against the chunk-free rnn_backward route."""
-    T, B, D, H, C = 300, 5, 3, 7, 4
+    T, D, C = 300, 3, 4
     assert _recurrence.backward_steps(T, B) < T
     p = make_params(rng, D, H, C, np.float64)
     x = rng.standard_normal((T, B, D))
@@ -158,10 +216,29 @@ def test_kernels_refuse_a_wrong_work_buffer(shape):
         _recurrence.backward(e((0, 0, 0)), e((0, 0)), e((3, 2, 4)), e((3, 2, 1)),
                              e((4, 1)), e((4, 4)), e((0, 0)), lengths,
                              e((0, 0, 0)), e((2, 4)), e((4, 1)), e((4, 4)),
-                             e(4), e(shape))
+                             e(4), e(shape), e(0))
     with pytest.raises(ValueError, match="work must have shape"):
         _training.train_step(True, e((3, 2, 1)), np.zeros(6, np.intp), -100,
                              e((4, 1)), e((4, 4)), e(4), e((3, 4)), e(3),
                              e((0, 0)), lengths, e((4, 1)), e((4, 4)), e(4),
                              e((3, 4)), e(3), e((2, 4)), e((3, 2, 4)), e(shape),
-                             e((6, 3)), e((2, 4)), e((2, 4)))
+                             e(0), e((6, 3)), e((2, 4)), e((2, 4)))
+
+
+def test_kernels_refuse_a_short_weight_buffer():
+    """The packed W_hh needs whole panels: a buffer of H·H is too short."""
+    e = np.zeros
+    lengths = np.empty(0, np.intp)
+    T, B, H = 2, 33, 20
+    assert _recurrence.needs_weight_buffer(B)
+    assert _recurrence.weight_buffer_len(H, 8) > H * H
+    with pytest.raises(ValueError, match="wbuf must have at least"):
+        _recurrence.forward(e((T, B, 1)), e((H, 1)), e((H, H)), e(H), e((0, 0)),
+                            lengths, e(H * H), e((T, B, H)))
+    with pytest.raises(ValueError, match="wbuf must have at least"):
+        _training.train_step(True, e((T, B, 1)), np.zeros(T * B, np.intp), -100,
+                             e((H, 1)), e((H, H)), e(H), e((3, H)), e(3),
+                             e((0, 0)), lengths, e((H, 1)), e((H, H)), e(H),
+                             e((3, H)), e(3), e((B, H)), e((T, B, H)),
+                             e((1, B, H)), e(0), e((T * B, 3)), e((B, H)),
+                             e((B, H)))

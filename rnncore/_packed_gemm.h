@@ -1,0 +1,238 @@
+/*
+ * The per-step product of the recurrence for large batches, with the weight
+ * matrix packed once per call:
+ *     C (m×n) (+)= A (m×k)·B (k×n),   row-major, A and C contiguous.
+ *
+ * A BLAS GEMM packs both operands into its own layout on every call.  The
+ * recurrence multiplies by the same H×H matrix at every time step, so
+ * rnncore packs it once (rnc_pack_*) and each step packs only the small A
+ * block.  (SciPy's OpenBLAS spent about 15% of a large training step
+ * repacking W_hh; see docs/performance-notes.md.)
+ *
+ * Packed layout: B's columns in panels of RNC_PANEL_BYTES (32 float or 16
+ * double columns); panel p is a k × panel block, row i of it at
+ * P + (p·k + i)·panel.  Columns past n are zero, so the kernel never reads
+ * past a panel.  rnc_packed_len_* gives the length of P.
+ *
+ * Blocking: for each slab of KC rows of B (it stays in L2 while every block
+ * of MR rows of A passes over it), a block of MR rows × KC of A is copied
+ * interleaved (row i of the copy holds A[r][i] for the MR rows r) to the
+ * stack, where it stays in L1 while the kernel runs over every panel.  The
+ * kernel keeps an MR × NV-vector block of C in registers, loads NV vectors of
+ * one packed row per step of the k loop and broadcasts MR elements of A.
+ *
+ * The kernel body is one source compiled per instruction set (AVX-512,
+ * AVX2, the baseline), as in _step_gemm.h.
+ */
+#ifndef RNNCORE_PACKED_GEMM_H
+#define RNNCORE_PACKED_GEMM_H
+
+#include "_step_gemm.h"
+
+#define RNC_PANEL_BYTES 128
+#define RNC_KC 256
+#ifndef RNC_PF
+#define RNC_PF 16
+#endif
+
+#define RNC_DEFINE_PACK(SUF, T)                                               \
+RNC_UNUSED static ptrdiff_t rnc_packed_len_##SUF(ptrdiff_t k, ptrdiff_t n)    \
+{                                                                             \
+    const ptrdiff_t np = RNC_PANEL_BYTES / sizeof(T);                         \
+    return k * ((n + np - 1) / np) * np;                                      \
+}                                                                             \
+/* P <- B packed; B is k×n (trans = 0) or, when trans, Bᵀ is: B[i][j] is    \
+   M[j·k + i] for the n×k matrix M. */                                        \
+RNC_UNUSED static void rnc_pack_##SUF(ptrdiff_t k, ptrdiff_t n, const T *M,   \
+                                      int trans, T *P)                        \
+{                                                                             \
+    const ptrdiff_t np = RNC_PANEL_BYTES / sizeof(T);                         \
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += np) {                                \
+        const ptrdiff_t w = n - j0 < np ? n - j0 : np;                        \
+        T *panel = P + j0 * k;                                                \
+        for (ptrdiff_t i = 0; i < k; i++) {                                   \
+            T *row = panel + i * np;                                          \
+            if (trans)                                                        \
+                for (ptrdiff_t j = 0; j < w; j++) row[j] = M[(j0 + j) * k + i]; \
+            else                                                              \
+                for (ptrdiff_t j = 0; j < w; j++) row[j] = M[i * n + j0 + j]; \
+            for (ptrdiff_t j = w; j < np; j++) row[j] = 0;                    \
+        }                                                                     \
+    }                                                                         \
+}
+RNC_DEFINE_PACK(f32, float)
+RNC_DEFINE_PACK(f64, double)
+
+/* The thread count of SciPy's BLAS, read through the address of its
+   openblas_get_num_threads, which the Python side sets once it has found it
+   (rnncore/_threads.py); 1 while unknown.  It decides whether a large
+   per-step product runs here (one thread) or on a multi-threaded BLAS. */
+static int (*rnc_blas_threads_query)(void) = 0;
+RNC_UNUSED static void rnc_set_blas_threads_query(size_t address)
+{
+    rnc_blas_threads_query = (int (*)(void))address;
+}
+RNC_UNUSED static int rnc_blas_threads(void)
+{
+    return rnc_blas_threads_query ? rnc_blas_threads_query() : 1;
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+
+/* The micro-kernel: R (1..MR) rows by NV vectors of W lanes at column c0 of
+   a panel, `cols` of them valid (the rest are padding and are not stored).
+   R is a constant at every call site, so acc is registers. */
+#define RNC_PG_MICRO(NAME, T, V, W, MR, NV, ATTR)                             \
+ATTR RNC_INLINE void NAME(const int R, ptrdiff_t kc, const T *Ap,             \
+                          const T *Pp, ptrdiff_t np, T *C, ptrdiff_t ldc,     \
+                          ptrdiff_t cols, int load_c)                         \
+{                                                                             \
+    V acc[MR][NV], b[NV];                                                     \
+    T tile[MR][NV * W];                                                       \
+    const int full = cols == NV * W;                                          \
+    for (int r = 0; r < R; r++)                                               \
+        for (int v = 0; v < NV; v++) memset(&acc[r][v], 0, sizeof(V));        \
+    RNC_PRAGMA(GCC unroll 4)                                                  \
+    for (ptrdiff_t i = 0; i < kc; i++) {                                      \
+        /* the panel streams from L2: fetch a few rows ahead */               \
+        __builtin_prefetch(Pp + (i + RNC_PF) * np);                           \
+        __builtin_prefetch(Pp + (i + RNC_PF) * np + np / 2);                  \
+        for (int v = 0; v < NV; v++)                                          \
+            memcpy(&b[v], Pp + i * np + v * W, sizeof(V));                    \
+        for (int r = 0; r < R; r++) {                                         \
+            const T a = Ap[i * MR + r];                                       \
+            for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];               \
+        }                                                                     \
+    }                                                                         \
+    if (full) {                                                               \
+        for (int r = 0; r < R; r++)                                           \
+            for (int v = 0; v < NV; v++) {                                    \
+                V c;                                                          \
+                if (load_c) {                                                 \
+                    memcpy(&c, C + r * ldc + v * W, sizeof(V));               \
+                    acc[r][v] += c;                                           \
+                }                                                             \
+                memcpy(C + r * ldc + v * W, &acc[r][v], sizeof(V));           \
+            }                                                                 \
+        return;                                                               \
+    }                                                                         \
+    memcpy(tile, acc, sizeof(V) * NV * R);                                    \
+    for (int r = 0; r < R; r++)                                               \
+        for (ptrdiff_t j = 0; j < cols; j++)                                  \
+            C[r * ldc + j] = load_c ? C[r * ldc + j] + tile[r][j] : tile[r][j]; \
+}
+
+/* R (1..MR, MR <= 12) as a constant */
+#define RNC_PG_R(FN, R, MR, ...)                                                  \
+    switch (R) {                                                              \
+    case 1: FN(1 < MR ? 1 : MR, __VA_ARGS__); break;                          \
+    case 2: FN(2 < MR ? 2 : MR, __VA_ARGS__); break;                          \
+    case 3: FN(3 < MR ? 3 : MR, __VA_ARGS__); break;                          \
+    case 4: FN(4 < MR ? 4 : MR, __VA_ARGS__); break;                          \
+    case 5: FN(5 < MR ? 5 : MR, __VA_ARGS__); break;                          \
+    case 6: FN(6 < MR ? 6 : MR, __VA_ARGS__); break;                          \
+    case 7: FN(7 < MR ? 7 : MR, __VA_ARGS__); break;                          \
+    case 8: FN(8 < MR ? 8 : MR, __VA_ARGS__); break;                          \
+    case 9: FN(9 < MR ? 9 : MR, __VA_ARGS__); break;                          \
+    case 10: FN(10 < MR ? 10 : MR, __VA_ARGS__); break;                       \
+    case 11: FN(11 < MR ? 11 : MR, __VA_ARGS__); break;                       \
+    default: FN(MR, __VA_ARGS__); break;                                      \
+    }
+
+/* C (m×n) (+)= A (m×k)·B, B packed in P; MR rows per block, NV vectors of
+   W lanes per kernel call (a panel is np / (NV·W) such calls). */
+#define RNC_DEFINE_PACKED_GEMM(SUF, T, V, W, MR, NV, ATTR)                    \
+RNC_PG_MICRO(rnc_pg_micro_##SUF, T, V, W, MR, NV, ATTR)                       \
+RNC_PG_MICRO(rnc_pg_micro1_##SUF, T, V, W, MR, 1, ATTR)                       \
+ATTR RNC_UNUSED static void rnc_packed_gemm_##SUF(                            \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *P,            \
+    int accumulate, T *C)                                                     \
+{                                                                             \
+    const ptrdiff_t np = RNC_PANEL_BYTES / sizeof(T), sw = NV * W;            \
+    T Ap[RNC_KC * MR] __attribute__((aligned(64)));                           \
+    if (k == 0) {                                                             \
+        if (!accumulate) memset(C, 0, sizeof(T) * m * n);                     \
+        return;                                                               \
+    }                                                                         \
+    for (ptrdiff_t k0 = 0; k0 < k; k0 += RNC_KC) {                            \
+        const ptrdiff_t kc = k - k0 < RNC_KC ? k - k0 : RNC_KC;               \
+        const int load_c = accumulate || k0 > 0;                              \
+        for (ptrdiff_t r0 = 0; r0 < m; r0 += MR) {                            \
+            const int R = m - r0 < MR ? (int)(m - r0) : MR;                   \
+            for (int r = 0; r < R; r++)                                       \
+                for (ptrdiff_t i = 0; i < kc; i++)                            \
+                    Ap[i * MR + r] = A[(r0 + r) * k + k0 + i];                \
+            for (ptrdiff_t j0 = 0; j0 < n; j0 += sw) {                        \
+                const ptrdiff_t p = j0 / np, c0 = j0 % np;                    \
+                const ptrdiff_t cols = n - j0 < sw ? n - j0 : sw;             \
+                const T *Pp = P + (p * k + k0) * np + c0;                     \
+                if (cols <= W) /* the last columns fit one vector */          \
+                    RNC_PG_R(rnc_pg_micro1_##SUF, R, MR, kc, Ap, Pp, np,      \
+                             C + r0 * n + j0, n, cols, load_c)                \
+                else                                                          \
+                    RNC_PG_R(rnc_pg_micro_##SUF, R, MR, kc, Ap, Pp, np,       \
+                             C + r0 * n + j0, n, cols, load_c)                \
+            }                                                                 \
+        }                                                                     \
+    }                                                                         \
+}
+
+/* The baseline: 16-byte vectors, 4 rows × 2 vectors (8 accumulators). */
+RNC_DEFINE_PACKED_GEMM(f32_base, float, rnc_f32x4, 4, 4, 2, )
+RNC_DEFINE_PACKED_GEMM(f64_base, double, rnc_f64x2, 2, 4, 2, )
+
+#if RNC_HAVE_DISPATCH
+/* AVX2 (16 registers): 6 rows × 2 vectors; AVX-512 (32 registers): 12 rows
+   × 2 vectors (24 accumulators, 2 loads, the broadcast). */
+RNC_DEFINE_PACKED_GEMM(f32_v3, float, rnc_f32x8, 8, 6, 2, RNC_V3)
+RNC_DEFINE_PACKED_GEMM(f64_v3, double, rnc_f64x4, 4, 6, 2, RNC_V3)
+RNC_DEFINE_PACKED_GEMM(f32_v4, float, rnc_f32x16, 16, 12, 2, RNC_V4)
+RNC_DEFINE_PACKED_GEMM(f64_v4, double, rnc_f64x8, 8, 12, 2, RNC_V4)
+
+#define RNC_PACKED_GEMM_DISPATCH(SUF, T)                                      \
+RNC_UNUSED static void rnc_packed_gemm_##SUF(                                 \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *P,            \
+    int accumulate, T *C)                                                     \
+{                                                                             \
+    if (__builtin_cpu_supports("x86-64-v4"))                                  \
+        rnc_packed_gemm_##SUF##_v4(m, n, k, A, P, accumulate, C);             \
+    else if (__builtin_cpu_supports("x86-64-v3"))                             \
+        rnc_packed_gemm_##SUF##_v3(m, n, k, A, P, accumulate, C);             \
+    else                                                                      \
+        rnc_packed_gemm_##SUF##_base(m, n, k, A, P, accumulate, C);           \
+}
+#else
+#define RNC_PACKED_GEMM_DISPATCH(SUF, T)                                      \
+RNC_UNUSED static void rnc_packed_gemm_##SUF(                                 \
+    ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *P,            \
+    int accumulate, T *C)                                                     \
+{                                                                             \
+    rnc_packed_gemm_##SUF##_base(m, n, k, A, P, accumulate, C);               \
+}
+#endif /* RNC_HAVE_DISPATCH */
+
+RNC_PACKED_GEMM_DISPATCH(f32, float)
+RNC_PACKED_GEMM_DISPATCH(f64, double)
+
+#else /* no vector extensions (MSVC): the plain loop over the packed panels */
+
+#define RNC_DEFINE_PACKED_GEMM_PLAIN(SUF, T)                                  \
+static void rnc_packed_gemm_##SUF(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,      \
+                                  const T *A, const T *P, int accumulate,     \
+                                  T *C)                                       \
+{                                                                             \
+    const ptrdiff_t np = RNC_PANEL_BYTES / sizeof(T);                         \
+    if (!accumulate) memset(C, 0, sizeof(T) * m * n);                         \
+    for (ptrdiff_t r = 0; r < m; r++)                                         \
+        for (ptrdiff_t i = 0; i < k; i++) {                                   \
+            const T a = A[r * k + i];                                         \
+            for (ptrdiff_t j = 0; j < n; j++)                                 \
+                C[r * n + j] += a * P[((j / np) * k + i) * np + j % np];      \
+        }                                                                     \
+}
+RNC_DEFINE_PACKED_GEMM_PLAIN(f32, float)
+RNC_DEFINE_PACKED_GEMM_PLAIN(f64, double)
+
+#endif /* vector extensions */
+
+#endif /* RNNCORE_PACKED_GEMM_H */
