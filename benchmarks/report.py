@@ -183,7 +183,8 @@ def header_section(results):
     lines.append(
         f"- Timing: after an untimed cross-check call (also the warm-up), calls are "
         f"repeated for about {budget['seconds']} s ({budget['min_reps']}–"
-        f"{budget['max_reps']} calls), the peers interleaved case by case; "
+        f"{budget['max_reps']} calls) in 3 rounds, the peers in turn in each "
+        f"round of a case; "
         f"cells show the median in ms ±half the interquartile range. "
         f"Ratio = peer time / rnncore time (> 1: rnncore faster; "
         f"**bold** < 1: rnncore slower). See benchmarks/README.md."

@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import report  # noqa: E402  (stdlib-only at import time)
+import timing  # noqa: E402
 import worker  # noqa: E402
 from peers import PEERS, REFERENCE, is_installed  # noqa: E402
 from workloads import DTYPES, MODES, OPERATIONS, WORKLOADS  # noqa: E402
@@ -53,6 +54,8 @@ WORKER_TIMEOUT_S = 900
 # process's idle BLAS / OpenMP threads (which spin for a while after their
 # last task) have gone to sleep before the next peer is timed.
 SETTLE_S = 0.2
+# Rounds of timing per case (see run_case).
+ROUNDS = 3
 
 
 def env_item(text):
@@ -256,6 +259,46 @@ def start_peers(the_plan, threads, results):
     return workers
 
 
+def run_case(the_plan, threads, case, workers):
+    """One case on every peer: a cross-check and a first round of timing,
+    then ROUNDS - 1 more rounds, the peers in turn in every round, each
+    round a ROUNDS-th of the budget.  A slow spell of a shared machine then
+    falls on several peers' samples instead of all of one peer's."""
+    budget = the_plan["budget"]
+    share = dict(budget, seconds=budget["seconds"] / ROUNDS,
+                 min_reps=max(1, -(-budget["min_reps"] // ROUNDS)))
+    records = {}
+    for rnd in range(ROUNDS):
+        for peer, (w, _) in workers.items():
+            if rnd and "error" in records[peer]:
+                continue
+            if threads > 1:
+                time.sleep(SETTLE_S)
+            if rnd == 0:
+                record = w.request(
+                    cmd="case",
+                    case=case,
+                    budget=share,
+                    memory=peer in MEMORY_PEERS and threads == the_plan["threads"][0],
+                )
+                if set(record) == {"error"}:  # the worker itself failed
+                    record = dict(zip(worker.CASE_FIELDS, case, strict=True), **record)
+                records[peer] = record
+            else:
+                reply = w.request(cmd="again", budget=share)
+                if "error" in reply:
+                    records[peer]["error"] = reply["error"]
+                else:
+                    records[peer]["samples_ms"] += reply["samples_ms"]
+    for peer, (_, run) in workers.items():
+        record = records[peer]
+        samples = record.pop("samples_ms", None)
+        if samples and "error" not in record:
+            record["timing"] = dict(timing.summarize(samples), rounds=ROUNDS)
+        print(worker.describe_case(peer, threads, record), file=sys.stderr, flush=True)
+        run["cases"].append(record)
+
+
 def run_all(the_plan):
     """Per thread count: the GEMM peak, then every case on every peer in
     turn (peers interleaved case by case, each in its own process)."""
@@ -280,20 +323,8 @@ def run_all(the_plan):
         workers = start_peers(the_plan, threads, results)
         try:
             for case in the_plan["cases"]:
-                for peer, (w, run) in workers.items():
-                    if threads > 1:
-                        time.sleep(SETTLE_S)
-                    record = w.request(
-                        cmd="case",
-                        case=case,
-                        budget=the_plan["budget"],
-                        memory=peer in MEMORY_PEERS
-                        and threads == the_plan["threads"][0],
-                    )
-                    if set(record) == {"error"}:  # the worker itself failed
-                        fields = zip(worker.CASE_FIELDS, case, strict=True)
-                        record = dict(fields, **record)
-                    run["cases"].append(record)
+                run_case(the_plan, threads, case, workers)
+
         finally:
             for w, _ in workers.values():
                 w.close()

@@ -27,7 +27,7 @@ def timed(fn):
 
 def measure(fn, budget):
     """Times ``fn`` (already warmed up by the caller unless ``budget.warmup``)
-    and returns its summary in milliseconds."""
+    and returns the samples in milliseconds."""
     for _ in range(budget.warmup):
         fn()
     gc.collect()
@@ -39,7 +39,7 @@ def measure(fn, budget):
         samples += [timed(fn) for _ in range(reps - 1)]
     finally:
         gc.enable()
-    return summarize([s * 1e3 for s in samples])
+    return [s * 1e3 for s in samples]
 
 
 def summarize(samples_ms):

@@ -7,7 +7,10 @@ stdout (the libraries' own output is sent to stderr):
 - ``{"cmd": "peak", "dtypes": [...], "frameworks": bool, "seconds": s}``
   measures the GEMM peak (gemm_peak.py);
 - ``{"cmd": "case", "case": [workload, dtype, op, mode], "budget": {...},
-  "memory": bool}`` cross-checks and times one case of PEER.
+  "memory": bool}`` cross-checks and times one case of PEER;
+- ``{"cmd": "again", "budget": {...}}`` times the last case once more (a
+  further round: run.py alternates the peers in rounds, so that a slow
+  spell of a shared machine does not fall on one peer only).
 
 The process stays alive between requests, so run.py can interleave the
 peers case by case while each keeps its own process and thread pools.  The
@@ -158,14 +161,29 @@ class PeerRunner:
                 record["check"] = crosscheck.compare(out, ref, dtype)
                 del ref
             del out
-            record["timing"] = timing.measure(fn, timing.Budget(**budget))
+            record["samples_ms"] = timing.measure(fn, timing.Budget(**budget))
+            self._last = fn
             if memory and op == "train":
                 record["traced_peak_bytes"] = traced_peak_bytes(fn)
         except Exception as exc:  # one failing case must not end the run
             traceback.print_exc()
             record["error"] = f"{type(exc).__name__}: {exc}"
-        log(describe_case(self.name, self.threads, record))
+        if "error" in record:  # run.py reports the others once timed
+            log(describe_case(self.name, self.threads, record))
         return record
+
+
+    def run_again(self, budget):
+        """Time the last case that ran once more; its samples."""
+        import timing
+
+        if getattr(self, "_last", None) is None:
+            return {"error": "no case to time again"}
+        try:
+            return {"samples_ms": timing.measure(self._last, timing.Budget(**budget))}
+        except Exception as exc:
+            traceback.print_exc()
+            return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def measure_peak(threads, request):
@@ -204,6 +222,8 @@ def serve(threads, peer_name):
         request = json.loads(line)
         if request["cmd"] == "peak":
             reply = measure_peak(threads, request)
+        elif request["cmd"] == "again":
+            reply = runner.run_again(request["budget"])
         else:
             reply = runner.run_case(
                 request["case"], request["budget"], request["memory"]
