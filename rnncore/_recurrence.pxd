@@ -12,6 +12,9 @@ cpdef check_work(const floating[:, :, ::1] work, Py_ssize_t B, Py_ssize_t H)
 
 cpdef check_wbuf(const floating[::1] wbuf, Py_ssize_t H)
 
+cpdef Py_ssize_t backward_wbuf_len(const floating[::1] wbuf, Py_ssize_t B,
+                                   Py_ssize_t H) except -1
+
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         const floating *ext, Py_ssize_t E, const floating *W_ext,
                         const floating *dh_last, const floating *hs,

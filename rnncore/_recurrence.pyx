@@ -137,12 +137,28 @@ def needs_weight_buffer(Py_ssize_t B):
     return B > SMALL_GEMM_MAX_ROWS
 
 
+def backward_weight_buffer_len(Py_ssize_t B, Py_ssize_t H, Py_ssize_t itemsize):
+    """Elements of ``wbuf`` that backward and a training step need:
+    weight_buffer_len(H, itemsize) when needs_weight_buffer(B), else 0."""
+    return weight_buffer_len(H, itemsize) if needs_weight_buffer(B) else 0
+
+
 cpdef check_wbuf(const floating[::1] wbuf, Py_ssize_t H):
     """The W_hh workspace must hold weight_buffer_len(H) elements."""
     cdef Py_ssize_t need = weight_buffer_len(H, sizeof(floating))
     if wbuf.shape[0] < need:
         raise ValueError(f"wbuf must have at least {need} elements, got "
                          f"{wbuf.shape[0]}")
+
+
+cpdef Py_ssize_t backward_wbuf_len(const floating[::1] wbuf, Py_ssize_t B,
+                                   Py_ssize_t H) except -1:
+    """How much of wbuf backward_core may use: none for batches of up to
+    SMALL_GEMM_MAX_ROWS (they need none), else all of it, once checked."""
+    if B <= SMALL_GEMM_MAX_ROWS:  # not needs_weight_buffer(B)
+        return 0
+    check_wbuf(wbuf, H)
+    return wbuf.shape[0]
 
 
 def set_blas_threads_query(size_t address):
@@ -308,12 +324,9 @@ def backward(const floating[:, :, ::1] dhs not None,
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
     cdef floating *dx_p = &dx[0, 0, 0] if dx.shape[0] > 0 else NULL
-    cdef floating *wbuf_p = NULL
-    cdef Py_ssize_t wbuf_len = 0
     check_work(work, B, H)
-    if B > SMALL_GEMM_MAX_ROWS:  # needs_weight_buffer(B)
-        check_wbuf(wbuf, H)
-        wbuf_p, wbuf_len = &wbuf[0], wbuf.shape[0]
+    cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf, B, H)
+    cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
     with nogil:
         backward_core(T, B, D, H, dhs_p, H, <floating *>NULL, dhl_p, &hs[0, 0, 0],
                       &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p, len_p,

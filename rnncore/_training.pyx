@@ -8,9 +8,8 @@ sequence's final state (B rows), targets (B,).
 cimport cython
 from cython cimport floating
 
-from rnncore._blas cimport SMALL_GEMM_MAX_ROWS
 from rnncore._output cimport loss_grads_core
-from rnncore._recurrence cimport (backward_core, check_wbuf, check_work,
+from rnncore._recurrence cimport (backward_core, backward_wbuf_len, check_work,
                                   forward_core, gather_last)
 
 
@@ -85,12 +84,9 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
     cdef double loss
-    cdef floating *wbuf_p = NULL
-    cdef Py_ssize_t wbuf_len = 0
     check_work(work, B, H)
-    if B > SMALL_GEMM_MAX_ROWS:  # needs_weight_buffer(B)
-        check_wbuf(wbuf, H)
-        wbuf_p, wbuf_len = &wbuf[0], wbuf.shape[0]
+    cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf, B, H)
+    cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
     with nogil:
         loss = train_step_core(
             seq, T, B, D, H, C, &x[0, 0, 0], &targets[0], ignore_index,

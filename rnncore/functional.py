@@ -177,8 +177,7 @@ def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
         db_h=args.empty(H),
     )
     work = args.empty(_recurrence.backward_steps(T, B), B, H)
-    wbuf = args.empty(_recurrence.weight_buffer_len(H, args.dtype.itemsize)
-                      if _recurrence.needs_weight_buffer(B) else 0)
+    wbuf = args.empty(_recurrence.backward_weight_buffer_len(B, H, args.dtype.itemsize))
     guarded(_recurrence.backward, dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths,
             *grads, work, wbuf)
     return grads
@@ -384,8 +383,7 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
         # ∂L/∂h_last, carry
         args.empty(T, B, H),
         args.empty(_recurrence.backward_steps(T, B), B, H),
-        args.empty(_recurrence.weight_buffer_len(H, args.dtype.itemsize)
-                   if _recurrence.needs_weight_buffer(B) else 0),
+        args.empty(_recurrence.backward_weight_buffer_len(B, H, args.dtype.itemsize)),
         args.empty(T * B if seq else B, C), args.empty(B, H), args.empty(B, H),
     )
     return loss, grads, h_last

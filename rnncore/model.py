@@ -405,8 +405,8 @@ class RNN:
             grads["W_hh" + s], grads["b_h" + s], grads["W_hy"], grads["b_y"],
             h_n[0], ws.get("hs", (T, B, H), dt),
             ws.get("work", (_recurrence.backward_steps(T, B), B, H), dt),
-            ws.get("wbuf", (_weight_buffer_len(H, dt)
-                            if _recurrence.needs_weight_buffer(B) else 0,), dt),
+            ws.get("wbuf", (_recurrence.backward_weight_buffer_len(
+                B, H, np.dtype(dt).itemsize),), dt),
             ws.get("logits", (T * B if seq else B, C), dt),
             ws.get("dh_last", (B, H), dt), ws.get("dh0", (B, H), dt))
         return loss, h_n
