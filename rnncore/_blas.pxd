@@ -10,7 +10,8 @@ from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from rnncore._simd cimport (pack, packed_gemm, rnc_blas_threads, rnc_packed_len_f32,
-                            rnc_packed_len_f64, small_gemm_acc, transpose)
+                            rnc_packed_len_f64, small_gemm_acc,
+                            small_gemm_strided_acc, transpose)
 
 # The per-step product h·W (h: rows × H, W: H × H) runs in one of three
 # kernels, chosen once per call by step_kind (measured one product at a
@@ -31,6 +32,12 @@ cdef enum:
     PACKED_MIN_ROW_ELEMENTS = 1024
     PACKED_MIN_H = 128
     THREADED_STEP_MIN_FMAS = 1 << 24
+    # Below this many multiply-adds gemm runs _step_gemm.h's kernel on op(A)·B
+    # instead of BLAS, whose fixed cost per call (packing both operands, a
+    # few µs) then exceeds the arithmetic: 1.2-2x faster there (a transposed
+    # B would need a dot-product kernel, which lost to BLAS: it stays on
+    # BLAS).  See docs/performance-notes.md.
+    SMALL_GEMM_MAX_FMAS = 1 << 18
 
 cdef enum StepKind:
     STEP_SMALL
@@ -52,6 +59,13 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
     if k == 0:  # no product: C <- beta·C (BLAS rejects lda = 0)
         for i in range(m * n):
             c[i] = 0 if beta == 0 else beta * c[i]
+        return
+    if (m * n * k <= SMALL_GEMM_MAX_FMAS and not trans_b and alpha == 1
+            and (beta == 0 or beta == 1)):
+        if beta == 0:
+            for i in range(m):
+                memset(c + i * ldc, 0, n * sizeof(floating))
+        small_gemm_strided_acc(trans_a, m, n, k, a, lda, b, ldb, c, ldc)
         return
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'

@@ -22,6 +22,14 @@ cdef extern from "_step_gemm.h" nogil:
                                const float *A, const float *B, float *C)
     void rnc_step_gemm_acc_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                                const double *A, const double *B, double *C)
+    void rnc_small_gemm_acc_f32(int ta, Py_ssize_t m, Py_ssize_t n,
+                                Py_ssize_t k, const float *A, Py_ssize_t lda,
+                                const float *B, Py_ssize_t ldb, float *C,
+                                Py_ssize_t ldc)
+    void rnc_small_gemm_acc_f64(int ta, Py_ssize_t m, Py_ssize_t n,
+                                Py_ssize_t k, const double *A, Py_ssize_t lda,
+                                const double *B, Py_ssize_t ldb, double *C,
+                                Py_ssize_t ldc)
     void rnc_transpose_f32(Py_ssize_t n, const float *W, float *WT)
     void rnc_transpose_f64(Py_ssize_t n, const double *W, double *WT)
 
@@ -80,6 +88,19 @@ cdef inline void small_gemm_acc(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
         rnc_step_gemm_acc_f32(m, n, k, A, B, C)
     else:
         rnc_step_gemm_acc_f64(m, n, k, A, B, C)
+
+
+cdef inline void small_gemm_strided_acc(bint trans_a, Py_ssize_t m, Py_ssize_t n,
+                                        Py_ssize_t k, const floating *A,
+                                        Py_ssize_t lda, const floating *B,
+                                        Py_ssize_t ldb, floating *C,
+                                        Py_ssize_t ldc) noexcept nogil:
+    """C (m×n) += op(A)·B, row-major with leading dimensions, C not
+    aliasing."""
+    if floating is float:
+        rnc_small_gemm_acc_f32(trans_a, m, n, k, A, lda, B, ldb, C, ldc)
+    else:
+        rnc_small_gemm_acc_f64(trans_a, m, n, k, A, lda, B, ldb, C, ldc)
 
 
 cdef inline void transpose(Py_ssize_t n, const floating *W,

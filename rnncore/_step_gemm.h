@@ -40,9 +40,9 @@
 #define RNC_SG_VECS_LOOP RNC_PRAGMA(GCC unroll 8) for (int v = 0; v < nv; v++)
 #define RNC_SG_BLOCK(NAME, T, V, W, ATTR)                                     \
 ATTR RNC_INLINE void NAME(const int R, const int nv, const int tail,          \
-                          ptrdiff_t k, const T *A, ptrdiff_t lda,             \
-                          const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc,     \
-                          ptrdiff_t toff, int skip)                           \
+                          ptrdiff_t k, const T *A, ptrdiff_t a_rs,            \
+                          ptrdiff_t a_is, const T *B, ptrdiff_t ldb, T *C,    \
+                          ptrdiff_t ldc, ptrdiff_t toff, int skip)            \
 {                                                                             \
     V acc[4][8], at[4], b[8], bt, zero;                                       \
     memset(&zero, 0, sizeof zero);                                            \
@@ -55,7 +55,7 @@ ATTR RNC_INLINE void NAME(const int R, const int nv, const int tail,          \
         RNC_SG_VECS_LOOP memcpy(&b[v], B + i * ldb + v * W, sizeof(V));       \
         if (tail) memcpy(&bt, B + i * ldb + toff, sizeof(V));                 \
         RNC_SG_ROWS_LOOP {                                                    \
-            const T a = A[r * lda + i]; /* broadcast to every lane */         \
+            const T a = A[r * a_rs + i * a_is]; /* to every lane */           \
             RNC_SG_VECS_LOOP acc[r][v] += a * b[v];                           \
             if (tail) at[r] += a * bt;                                        \
         }                                                                     \
@@ -88,54 +88,82 @@ ATTR RNC_INLINE void NAME(const int R, const int nv, const int tail,          \
    and single columns. */
 #define RNC_SG_ROWS(NAME, BLOCK, HALF, T, W, WH, NV, ATTR)                    \
 ATTR RNC_INLINE void NAME(const int R, ptrdiff_t n, ptrdiff_t k, const T *a,  \
-                          const T *B, T *c)                                   \
+                          ptrdiff_t a_rs, ptrdiff_t a_is, const T *B,         \
+                          ptrdiff_t ldb, T *c, ptrdiff_t ldc)                 \
 {                                                                             \
     const int nvr = R <= 2 ? 2 * NV : NV;                                     \
     ptrdiff_t j = 0;                                                          \
     for (; j + nvr * W <= n; j += nvr * W)                                    \
-        BLOCK(R, nvr, 0, k, a, k, B + j, n, c + j, n, 0, 0);                  \
+        BLOCK(R, nvr, 0, k, a, a_rs, a_is, B + j, ldb, c + j, ldc, 0, 0);     \
     const int nv = (int)((n - j) / W), rem = (int)((n - j) % W);              \
     if (n >= W) {                                                             \
         if (rem) {                                                            \
-            RNC_SG_NV(BLOCK, R, nv, 1, k, a, k, B + j, n, c + j, n,           \
-                      n - W - j, W - rem)                                     \
+            RNC_SG_NV(BLOCK, R, nv, 1, k, a, a_rs, a_is, B + j, ldb, c + j,   \
+                      ldc, n - W - j, W - rem)                                \
         } else if (nv) {                                                      \
-            RNC_SG_NV(BLOCK, R, nv, 0, k, a, k, B + j, n, c + j, n, 0, 0)     \
+            RNC_SG_NV(BLOCK, R, nv, 0, k, a, a_rs, a_is, B + j, ldb, c + j,   \
+                      ldc, 0, 0)                                              \
         }                                                                     \
         return;                                                               \
     }                                                                         \
     if (n - j >= WH) {                                                        \
-        HALF(R, 1, 0, k, a, k, B + j, n, c + j, n, 0, 0);                     \
+        HALF(R, 1, 0, k, a, a_rs, a_is, B + j, ldb, c + j, ldc, 0, 0);        \
         j += WH;                                                              \
     }                                                                         \
     for (; j < n; j++)                                                        \
         for (int r = 0; r < R; r++) {                                         \
-            T s = c[r * n + j];                                               \
-            for (ptrdiff_t i = 0; i < k; i++) s += a[r * k + i] * B[i * n + j]; \
-            c[r * n + j] = s;                                                 \
+            T s = c[r * ldc + j];                                             \
+            for (ptrdiff_t i = 0; i < k; i++)                                 \
+                s += a[r * a_rs + i * a_is] * B[i * ldb + j];                 \
+            c[r * ldc + j] = s;                                               \
         }                                                                     \
+}
+
+/* C (m×n) += A·B for B k×n with row stride ldb, and A m×k read as
+   A[r·a_rs + i·a_is] (a_is = 1: A as it is; a_rs = 1: A stored k×m, i.e.
+   the product Aᵀ·B). */
+#define RNC_SG_GEMM(NAME, ROWS, T, ATTR)                                      \
+ATTR RNC_INLINE void NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A,  \
+                          ptrdiff_t a_rs, ptrdiff_t a_is, const T *B,         \
+                          ptrdiff_t ldb, T *C, ptrdiff_t ldc)                 \
+{                                                                             \
+    ptrdiff_t r = 0;                                                          \
+    for (; r + 4 <= m; r += 4)                                                \
+        ROWS(4, n, k, A + r * a_rs, a_rs, a_is, B, ldb, C + r * ldc, ldc);    \
+    const T *a = A + r * a_rs;                                                \
+    T *c = C + r * ldc;                                                       \
+    switch (m - r) {                                                          \
+    case 3: ROWS(3, n, k, a, a_rs, a_is, B, ldb, c, ldc); break;              \
+    case 2: ROWS(2, n, k, a, a_rs, a_is, B, ldb, c, ldc); break;              \
+    case 1: ROWS(1, n, k, a, a_rs, a_is, B, ldb, c, ldc); break;              \
+    default: break;                                                           \
+    }                                                                         \
 }
 
 /* One kernel: T the scalar, V/W the full vector and its lanes, VH/WH the
    half-width vector, NV (<= 4) the vectors per block of 3 or 4 rows, ATTR
-   its target. */
+   its target.  rnc_step_gemm: the per-step product, all contiguous;
+   rnc_small_gemm: C (m×n) += op(A)·B for small products of the rest of a
+   step, row-major with leading dimensions. */
 #define RNC_DEFINE_STEP_GEMM(SUF, T, V, W, VH, WH, NV, ATTR)                  \
 RNC_SG_BLOCK(rnc_sg_block_##SUF, T, V, W, ATTR)                               \
 RNC_SG_BLOCK(rnc_sg_half_##SUF, T, VH, WH, ATTR)                              \
 RNC_SG_ROWS(rnc_sg_rows_##SUF, rnc_sg_block_##SUF, rnc_sg_half_##SUF, T, W,   \
             WH, NV, ATTR)                                                     \
+RNC_SG_GEMM(rnc_sg_gemm_##SUF, rnc_sg_rows_##SUF, T, ATTR)                    \
 ATTR RNC_UNUSED static void rnc_step_gemm_##SUF(                              \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *B, T *C)      \
 {                                                                             \
-    ptrdiff_t r = 0;                                                          \
-    for (; r + 4 <= m; r += 4)                                                \
-        rnc_sg_rows_##SUF(4, n, k, A + r * k, B, C + r * n);                  \
-    switch (m - r) {                                                          \
-    case 3: rnc_sg_rows_##SUF(3, n, k, A + r * k, B, C + r * n); break;       \
-    case 2: rnc_sg_rows_##SUF(2, n, k, A + r * k, B, C + r * n); break;       \
-    case 1: rnc_sg_rows_##SUF(1, n, k, A + r * k, B, C + r * n); break;       \
-    default: break;                                                           \
-    }                                                                         \
+    rnc_sg_gemm_##SUF(m, n, k, A, k, 1, B, n, C, n);                          \
+}                                                                             \
+ATTR RNC_UNUSED static void rnc_small_gemm_##SUF(                             \
+    int trans_a, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A,           \
+    ptrdiff_t lda, const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc)            \
+{                                                                             \
+    if (trans_a)                                                              \
+        rnc_sg_gemm_##SUF(m, n, k, A, 1, lda, B, ldb, C, ldc);                \
+    else                                                                      \
+        rnc_sg_gemm_##SUF(m, n, k, A, lda, 1, B, ldb, C, ldc);                \
 }
 
 typedef float rnc_f32x16 __attribute__((vector_size(64)));
@@ -173,6 +201,17 @@ RNC_UNUSED static void rnc_step_gemm_acc_##SUF(                               \
         rnc_step_gemm_##SUF##_v3(m, n, k, A, B, C);                           \
     else                                                                      \
         rnc_step_gemm_##SUF##_base(m, n, k, A, B, C);                         \
+}                                                                             \
+RNC_UNUSED static void rnc_small_gemm_acc_##SUF(                              \
+    int ta, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, ptrdiff_t lda, \
+    const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc)                           \
+{                                                                             \
+    if (__builtin_cpu_supports("x86-64-v4"))                                  \
+        rnc_small_gemm_##SUF##_v4(ta, m, n, k, A, lda, B, ldb, C, ldc);       \
+    else if (__builtin_cpu_supports("x86-64-v3"))                             \
+        rnc_small_gemm_##SUF##_v3(ta, m, n, k, A, lda, B, ldb, C, ldc);       \
+    else                                                                      \
+        rnc_small_gemm_##SUF##_base(ta, m, n, k, A, lda, B, ldb, C, ldc);     \
 }
 #else
 #define RNC_STEP_GEMM_DISPATCH(SUF, T)                                        \
@@ -180,6 +219,12 @@ RNC_UNUSED static void rnc_step_gemm_acc_##SUF(                               \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *B, T *C)      \
 {                                                                             \
     rnc_step_gemm_##SUF##_base(m, n, k, A, B, C);                             \
+}                                                                             \
+RNC_UNUSED static void rnc_small_gemm_acc_##SUF(                              \
+    int ta, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, ptrdiff_t lda, \
+    const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc)                           \
+{                                                                             \
+    rnc_small_gemm_##SUF##_base(ta, m, n, k, A, lda, B, ldb, C, ldc);         \
 }
 #endif /* RNC_HAVE_DISPATCH */
 
@@ -196,6 +241,17 @@ static void rnc_step_gemm_acc_##SUF(                                          \
         for (ptrdiff_t i = 0; i < k; i++) {                                   \
             const T ai = A[r * k + i];                                        \
             for (ptrdiff_t j = 0; j < n; j++) C[r * n + j] += ai * B[i * n + j]; \
+        }                                                                     \
+}                                                                             \
+static void rnc_small_gemm_acc_##SUF(                                         \
+    int ta, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, ptrdiff_t lda, \
+    const T *B, ptrdiff_t ldb, T *C, ptrdiff_t ldc)                           \
+{                                                                             \
+    for (ptrdiff_t r = 0; r < m; r++)                                         \
+        for (ptrdiff_t i = 0; i < k; i++) {                                   \
+            const T ai = ta ? A[i * lda + r] : A[r * lda + i];                \
+            for (ptrdiff_t j = 0; j < n; j++)                                 \
+                C[r * ldc + j] += ai * B[i * ldb + j];                        \
         }                                                                     \
 }
 RNC_DEFINE_STEP_GEMM_PLAIN(f32, float)
