@@ -67,3 +67,20 @@ def softmax(const floating[:, ::1] z not None, floating[:, ::1] out not None,
             if log:
                 for i in range(C):
                     out[n, i] = (z[n, i] - zmax) - log_sum
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def targets_in_range(const Py_ssize_t[::1] targets not None, Py_ssize_t C,
+                     Py_ssize_t ignore_index):
+    """Whether every target lies in [0, C) or equals ignore_index: one pass,
+    without the temporaries of NumPy's min and max."""
+    cdef Py_ssize_t n, t
+    cdef bint ok = True
+    with nogil:
+        for n in range(targets.shape[0]):
+            t = targets[n]
+            if (t < 0 or t >= C) and t != ignore_index:
+                ok = False
+                break
+    return ok

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from rnncore._softmax import targets_in_range
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 BLAS_INT_MAX = 2**31 - 1  # scipy.linalg.cython_blas takes 32-bit ints
 INDEX_MIN, INDEX_MAX = int(np.iinfo(np.intp).min), int(np.iinfo(np.intp).max)
@@ -213,7 +215,13 @@ def check_lengths(lengths, T):
 def check_targets(targets, C, ignore_index):
     """targets in [0, C) or equal to ignore_index, as a flat np.intp array."""
     flat = targets.reshape(-1)
-    if not flat.size or (flat.min() >= 0 and flat.max() < C):
+    if flat.dtype == np.intp:  # the kernels' dtype: checked in one compiled pass
+        flat = np.ascontiguousarray(flat)
+        if targets_in_range(flat, C, ignore_index):
+            return flat
+    elif not flat.size or (flat.min() >= 0 and flat.max() < C):
+        # other integer dtypes are range-checked before the cast, which
+        # could wrap a huge unsigned value onto ignore_index
         return np.ascontiguousarray(flat, dtype=np.intp)
     bad = (flat != ignore_index) & ((flat < 0) | (flat >= C))
     if bad.any():

@@ -14,8 +14,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from rnncore import _recurrence, _softmax, _training
+from rnncore._softmax import targets_in_range
 from rnncore._threads import guarded
 from rnncore._validation import (
+    BLAS_INT_MAX,
+    FLOAT_DTYPES,
+    INDEX_MAX,
     Arguments,
     as_array,
     check_axis,
@@ -48,6 +52,14 @@ RNNGrads.__doc__ = """Gradients returned by :func:`rnn_backward`.
 
 dx (T, B, D), dh0 (B, H) (also when h0 was None: the gradient with respect
 to the zero initial state), dW_xh (H, D), dW_hh (H, H), db_h (H,)."""
+
+
+def _unchecked_empty(dtype):
+    """Arguments.empty without its size check, for the arrays of a call
+    whose sizes a _plain_* check has bounded by its arguments' own."""
+    def empty(*shape):
+        return np.empty(shape, dtype)
+    return empty
 
 
 def _recurrence_args(args, x, W_xh, W_hh, h0, lengths):
@@ -111,15 +123,24 @@ def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
     TypeError
         Non-float arrays, float16, mixed float dtypes, non-integer lengths.
     """
-    args = Arguments()
-    x, W_xh, W_hh, h0, lengths, _ = _recurrence_args(
-        args, x, W_xh, W_hh, h0, lengths
-    )
-    b_h = args.floats("b_h", b_h, ("H",))
-    T, B, H = args.dims["T"], args.dims["B"], args.dims["H"]
-    hs = args.empty(T, B, H)
+    dims = (_plain_recurrence_dims(x, W_xh, W_hh, b_h)
+            if h0 is None and lengths is None else None)
+    if dims is not None:  # the common call, checked without Arguments
+        T, B, _, H = dims
+        dtype = x.dtype
+        h0, lengths = np.empty((0, 0), dtype), np.empty(0, np.intp)
+        empty = _unchecked_empty(dtype)
+    else:
+        args = Arguments()
+        x, W_xh, W_hh, h0, lengths, _ = _recurrence_args(
+            args, x, W_xh, W_hh, h0, lengths
+        )
+        b_h = args.floats("b_h", b_h, ("H",))
+        T, B, H = args.dims["T"], args.dims["B"], args.dims["H"]
+        dtype, empty = args.dtype, args.empty
+    hs = empty(T, B, H)
     guarded(_recurrence.forward, x, W_xh, W_hh, b_h, h0, lengths,
-            args.empty(_recurrence.weight_buffer_len(H, args.dtype.itemsize)), hs)
+            empty(_recurrence.weight_buffer_len(H, dtype.itemsize)), hs)
     return hs
 
 
@@ -345,6 +366,15 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
         non-integer targets, lengths or ignore_index.
     """
     check_mode(mode)
+    seq = mode == "seq"
+    ignore_index = check_index("ignore_index", ignore_index)
+    plain = (_plain_train_args(params, x, targets, seq)
+             if h0 is None and lengths is None else None)
+    # the common call, checked without Arguments' conversions and messages
+    if plain is not None and targets_in_range(plain[6], plain[7], ignore_index):
+        dtype = plain[0].dtype
+        return _train_step(seq, *plain, ignore_index, np.empty((0, 0), dtype),
+                           np.empty(0, np.intp), _unchecked_empty(dtype))
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping, got {type(params).__name__}")
     missing = [k for k in PARAM_SHAPES if k not in params]
@@ -362,28 +392,89 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
     b_h = args.floats("b_h", params["b_h"], PARAM_SHAPES["b_h"])
     W_hy = args.floats("W_hy", params["W_hy"], PARAM_SHAPES["W_hy"])
     b_y = args.floats("b_y", params["b_y"], PARAM_SHAPES["b_y"])
-    seq = mode == "seq"
     targets = args.ints("targets", targets, ("T", "B") if seq else ("B",))
-    ignore_index = check_index("ignore_index", ignore_index)
     args.check_sizes()
-    T, B, H, C = (args.dims[s] for s in "TBHC")
-    targets = check_targets(targets, C, ignore_index)
+    targets = check_targets(targets, args.dims["C"], ignore_index)
     if seq and padded is not None:
         targets = np.where(padded.reshape(-1), ignore_index, targets)
+    return _train_step(seq, x, W_xh, W_hh, b_h, W_hy, b_y, targets,
+                       args.dims["C"], ignore_index, h0, lengths, args.empty)
 
-    grads = {name: args.empty(*(args.dims[s] for s in shape))
-             for name, shape in PARAM_SHAPES.items()}
-    h_last = args.empty(B, H)
+
+def _plain_train_args(params, x, targets, seq):
+    """loss_and_grads' arrays as the kernel takes them, (x, W_xh, W_hh, b_h,
+    W_hy, b_y, targets flat, C), when they need no conversion and no message:
+    C-contiguous ndarrays, the floats of one dtype of FLOAT_DTYPES, targets
+    np.intp, every size >= 1 and consistent, within BLAS's limits.  None
+    otherwise, for the full checks to convert the arrays or name the
+    problem (they accept every call accepted here, with the same result)."""
+    if type(params) is not dict or len(params) != len(PARAM_SHAPES):
+        return None
+    try:
+        W_xh, W_hh, b_h = params["W_xh"], params["W_hh"], params["b_h"]
+        W_hy, b_y = params["W_hy"], params["b_y"]
+    except KeyError:
+        return None
+    dims = _plain_recurrence_dims(x, W_xh, W_hh, b_h, W_hy, b_y)
+    if (dims is None or W_hy.ndim != 2 or type(targets) is not np.ndarray
+            or targets.dtype != np.intp or not targets.flags.c_contiguous):
+        return None
+    T, B, _, H = dims
+    C = W_hy.shape[0]
+    if (W_hy.shape != (C, H) or b_y.shape != (C,) or C < 1
+            or targets.shape != ((T, B) if seq else (B,))
+            or T * B * C * x.dtype.itemsize > INDEX_MAX):
+        return None
+    return x, W_xh, W_hh, b_h, W_hy, b_y, targets.reshape(-1), C
+
+
+def _plain_recurrence_dims(x, W_xh, W_hh, b_h, *others):
+    """(T, B, D, H) when x, W_xh, W_hh and b_h (and `others`) are C-contiguous
+    ndarrays of one dtype of FLOAT_DTYPES, with consistent shapes, every size
+    >= 1, within BLAS's limits (the shapes of `others` are the caller's to
+    check); None otherwise."""
+    if type(x) is not np.ndarray:
+        return None
+    dtype = x.dtype
+    if dtype not in FLOAT_DTYPES:
+        return None
+    for a in (x, W_xh, W_hh, b_h, *others):
+        if (type(a) is not np.ndarray or a.dtype is not dtype
+                or not a.flags.c_contiguous):
+            return None
+    if x.ndim != 3 or W_hh.ndim != 2:
+        return None
+    T, B, D = x.shape
+    H = W_hh.shape[0]
+    if (W_xh.shape != (H, D) or W_hh.shape != (H, H) or b_h.shape != (H,)
+            or min(T, B, D, H) < 1 or T * B > BLAS_INT_MAX
+            or T * B * max(D, H) * dtype.itemsize > INDEX_MAX):
+        return None
+    return T, B, D, H
+
+
+def _train_workspace_shapes(seq, T, B, D, H, C, itemsize):
+    """The shapes of train_step's workspace: hs, δ of a chunk of steps,
+    W_hh packed, logits, ∂L/∂h_last, carry."""
+    return ((T, B, H), (_recurrence.backward_steps(T, B), B, H),
+            (_recurrence.backward_weight_buffer_len(B, H, itemsize),),
+            (T * B if seq else B, C), (B, H), (B, H))
+
+
+def _train_step(seq, x, W_xh, W_hh, b_h, W_hy, b_y, targets, C, ignore_index,
+                h0, lengths, empty):
+    """The compiled step on checked arrays; new gradients and h_last.
+    empty(*shape) allocates an array of the call's dtype."""
+    T, B, D = x.shape
+    H = W_hh.shape[0]
+    grads = {"W_xh": empty(H, D), "W_hh": empty(H, H), "b_h": empty(H),
+             "W_hy": empty(C, H), "b_y": empty(C)}
+    h_last = empty(B, H)
     loss = guarded(
         _training.train_step,
         seq, x, targets, ignore_index, W_xh, W_hh, b_h, W_hy, b_y, h0, lengths,
         grads["W_xh"], grads["W_hh"], grads["b_h"], grads["W_hy"], grads["b_y"],
         h_last,
-        # workspace: hs, δ of a chunk of steps, W_hh packed, logits,
-        # ∂L/∂h_last, carry
-        args.empty(T, B, H),
-        args.empty(_recurrence.backward_steps(T, B), B, H),
-        args.empty(_recurrence.backward_weight_buffer_len(B, H, args.dtype.itemsize)),
-        args.empty(T * B if seq else B, C), args.empty(B, H), args.empty(B, H),
-    )
+        *[empty(*shape) for shape in _train_workspace_shapes(
+            seq, T, B, D, H, C, x.dtype.itemsize)])
     return loss, grads, h_last

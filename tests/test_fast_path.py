@@ -1,0 +1,121 @@
+"""The checks of the common call (plain C-contiguous arrays of one float dtype,
+np.intp targets, no h0 or lengths) skip Arguments: they must accept exactly
+what Arguments accepts for such calls, give the same results, and leave
+every other call, and every error, to the full checks."""
+import types
+
+import numpy as np
+import pytest
+
+import rnncore
+from rnn_util import assert_unchanged, copies, fortran, make_problem
+from rnncore import functional
+
+
+class NoArguments:
+    def __init__(self, *args, **kwargs):
+        raise AssertionError("the full checks ran")
+
+
+@pytest.fixture
+def no_full_checks(monkeypatch):
+    """Fails any call that reaches Arguments."""
+    monkeypatch.setattr(functional, "Arguments", NoArguments)
+
+
+def slow_variants(params, x, targets):
+    """The same values in forms that only the full checks accept."""
+    yield "mapping proxy", types.MappingProxyType(params), x, targets
+    yield "Fortran x", params, fortran(x), targets
+    yield "int32 targets", params, x, targets.astype(np.int32)
+    yield "list targets", params, x, targets.tolist()
+    yield "strided W_hh", {**params, "W_hh": fortran(params["W_hh"])}, x, targets
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["seq", "last"])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1, 1), (5, 1, 7, 9, 4), (4, 3, 6, 33, 5)])
+def test_plain_call_matches_full_checks(rng, dtype, mode, shape):
+    params, x, targets, kwargs = make_problem(rng, *shape, dtype=dtype, mode=mode,
+                                              ignore_index=1)
+    before = copies(x, targets, *params.values())
+    loss, grads, h_last = rnncore.loss_and_grads(params, x, targets, **kwargs)
+    assert_unchanged(before, [x, targets, *params.values()])
+    for name, p, xs, ts in slow_variants(params, x, targets):
+        loss2, grads2, h_last2 = rnncore.loss_and_grads(p, xs, ts, **kwargs)
+        assert loss2 == loss, name
+        np.testing.assert_array_equal(h_last2, h_last, err_msg=name)
+        for key in grads:
+            assert grads2[key].dtype == grads[key].dtype
+            np.testing.assert_array_equal(grads2[key], grads[key], err_msg=name)
+
+
+def test_plain_calls_skip_full_checks(rng, no_full_checks):
+    params, x, targets, _ = make_problem(rng, 3, 2, 4, 5, 3, dtype=np.float32)
+    rnncore.loss_and_grads(params, x, targets)
+    rnncore.loss_and_grads(params, x, targets[-1], mode="last")
+    rnncore.rnn_forward(x, params["W_xh"], params["W_hh"], params["b_h"])
+    for _, p, xs, ts in slow_variants(params, x, targets):
+        with pytest.raises(AssertionError, match="full checks"):
+            rnncore.loss_and_grads(p, xs, ts)
+    with pytest.raises(AssertionError, match="full checks"):
+        rnncore.loss_and_grads(params, x, targets, h0=np.zeros((2, 5), np.float32))
+    with pytest.raises(AssertionError, match="full checks"):
+        rnncore.rnn_forward(fortran(x), params["W_xh"], params["W_hh"], params["b_h"])
+
+
+@pytest.mark.parametrize("bad", [-1, 3, 10**6, -100 + 1])
+def test_plain_targets_out_of_range(rng, bad):
+    params, x, targets, _ = make_problem(rng, 3, 2, 4, 5, 3)
+    targets = targets.astype(np.intp)
+    targets[1, 1] = bad
+    with pytest.raises(ValueError, match=rf"targets must lie in \[0, C\).*got {bad}"):
+        rnncore.loss_and_grads(params, x, targets)
+    targets[1, 1] = -100  # the default ignore_index is in range
+    rnncore.loss_and_grads(params, x, targets)
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.uint32, np.int8])
+def test_unsigned_targets_do_not_wrap_onto_ignore_index(rng, dtype):
+    """2**64 - 100 as np.intp would be -100, the default ignore_index."""
+    params, x, targets, _ = make_problem(rng, 3, 2, 4, 5, 3)
+    bad = targets.astype(dtype)
+    bad[0, 0] = np.iinfo(dtype).max - 99 if dtype == np.uint64 else np.iinfo(dtype).max
+    with pytest.raises(ValueError, match="targets must lie in"):
+        rnncore.loss_and_grads(params, x, bad)
+
+
+def test_ignore_index_beyond_intp(rng):
+    params, x, targets, _ = make_problem(rng, 3, 2, 4, 5, 3)
+    with pytest.raises(ValueError, match="ignore_index must lie in"):
+        rnncore.loss_and_grads(params, x, targets, ignore_index=2**70)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_forward_matches_full_checks(rng, dtype):
+    params, x, _, _ = make_problem(rng, 6, 3, 5, 40, 2, dtype=dtype)
+    W_xh, W_hh, b_h = params["W_xh"], params["W_hh"], params["b_h"]
+    hs = rnncore.rnn_forward(x, W_xh, W_hh, b_h)
+    np.testing.assert_array_equal(
+        rnncore.rnn_forward(fortran(x), W_xh, fortran(W_hh), memoryview(b_h)), hs)
+    # a zero initial state given explicitly takes the full checks
+    np.testing.assert_array_equal(
+        rnncore.rnn_forward(x, W_xh, W_hh, b_h, h0=np.zeros((3, 40), dtype)), hs)
+
+
+@pytest.mark.parametrize("shape", [(0, 2, 3), (2, 0, 3), (2, 2, 0)])
+def test_empty_sizes_take_full_checks(rng, shape):
+    """A size of 0 is the full checks' to refuse or to handle."""
+    T, B, D = shape
+    H, C = 4, 3
+    params = {k: v.astype(np.float32) for k, v in
+              make_problem(rng, 1, 1, D, H, C)[0].items()}
+    x = np.zeros((T, B, D), np.float32)
+    targets = np.zeros((T, B), np.intp)
+    if T == 0:
+        with pytest.raises(ValueError, match="T, the number of time steps"):
+            rnncore.loss_and_grads(params, x, targets)
+    else:
+        loss, grads, _ = rnncore.loss_and_grads(params, x, targets)
+        assert np.isfinite(loss)
+        assert grads["W_xh"].shape == (H, D)
