@@ -318,7 +318,9 @@ def memory_section(results):
     return (
         "## Peak memory of a training step\n\n"
         "Bytes allocated during one call (tracemalloc, which sees NumPy's array "
-        "buffers), above what was live before it; inputs and parameters are not "
+        "buffers), above what was live before it, on a thread of its own (so the "
+        "scratch space rnncore keeps per thread between calls is counted); "
+        "inputs and parameters are not "
         'included. "Must hold" is what any implementation has to allocate: hidden '
         "states T·B·H (kept for the backward pass), logits (T·B·C for seq, B·C for "
         "last) and one gradient per parameter.\n\n"

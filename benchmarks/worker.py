@@ -63,17 +63,34 @@ def log(message):
 
 def traced_peak_bytes(fn):
     """Peak bytes allocated (as tracemalloc sees them: NumPy registers its
-    array buffers) during one call of ``fn``, above what was live before."""
+    array buffers) during one call of ``fn``, above what was live before.
+
+    The call runs on a new thread, so that scratch space a library keeps
+    per thread from one call to the next (rnncore's functions do) is
+    allocated during the call and counted."""
+    import threading
     import tracemalloc
 
-    tracemalloc.start()
-    try:
-        before, _ = tracemalloc.get_traced_memory()
-        fn()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - before
+    result = {}
+
+    def traced():
+        tracemalloc.start()
+        try:
+            before, _ = tracemalloc.get_traced_memory()
+            fn()
+            _, peak = tracemalloc.get_traced_memory()
+            result["bytes"] = peak - before
+        except BaseException as exc:  # raised again on the caller's thread
+            result["error"] = exc
+        finally:
+            tracemalloc.stop()
+
+    thread = threading.Thread(target=traced)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result["bytes"]
 
 
 def describe_case(peer_name, threads, record):

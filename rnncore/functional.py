@@ -28,6 +28,7 @@ from rnncore._validation import (
     check_mode,
     check_targets,
 )
+from rnncore._workspace import scratch
 
 __all__ = [
     "RNNGrads",
@@ -139,8 +140,10 @@ def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
         T, B, H = args.dims["T"], args.dims["B"], args.dims["H"]
         dtype, empty = args.dtype, args.empty
     hs = empty(T, B, H)
-    guarded(_recurrence.forward, x, W_xh, W_hh, b_h, h0, lengths,
-            empty(_recurrence.weight_buffer_len(H, dtype.itemsize)), hs)
+    wbuf, = scratch("rnn_forward",
+                    [(_recurrence.weight_buffer_len(H, dtype.itemsize),)], dtype,
+                    empty)
+    guarded(_recurrence.forward, x, W_xh, W_hh, b_h, h0, lengths, wbuf, hs)
     return hs
 
 
@@ -197,8 +200,11 @@ def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
         dW_hh=args.empty(H, H),
         db_h=args.empty(H),
     )
-    work = args.empty(_recurrence.backward_steps(T, B), B, H)
-    wbuf = args.empty(_recurrence.backward_weight_buffer_len(B, H, args.dtype.itemsize))
+    work, wbuf = scratch(
+        "rnn_backward",
+        [(_recurrence.backward_steps(T, B), B, H),
+         (_recurrence.backward_weight_buffer_len(B, H, args.dtype.itemsize),)],
+        args.dtype, args.empty)
     guarded(_recurrence.backward, dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths,
             *grads, work, wbuf)
     return grads
@@ -475,6 +481,6 @@ def _train_step(seq, x, W_xh, W_hh, b_h, W_hy, b_y, targets, C, ignore_index,
         seq, x, targets, ignore_index, W_xh, W_hh, b_h, W_hy, b_y, h0, lengths,
         grads["W_xh"], grads["W_hh"], grads["b_h"], grads["W_hy"], grads["b_y"],
         h_last,
-        *[empty(*shape) for shape in _train_workspace_shapes(
-            seq, T, B, D, H, C, x.dtype.itemsize)])
+        *scratch("loss_and_grads", _train_workspace_shapes(
+            seq, T, B, D, H, C, x.dtype.itemsize), x.dtype, empty))
     return loss, grads, h_last
