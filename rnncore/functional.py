@@ -55,6 +55,18 @@ dx (T, B, D), dh0 (B, H) (also when h0 was None: the gradient with respect
 to the zero initial state), dW_xh (H, D), dW_hh (H, H), db_h (H,)."""
 
 
+def _absent(shape, dtype):
+    """An empty read-only array: an absent h0 or lengths, as the kernels take
+    it, made once instead of at every call."""
+    arr = np.empty(shape, dtype)
+    arr.flags.writeable = False
+    return arr
+
+
+_ABSENT = {dtype: _absent((0, 0), dtype) for dtype in FLOAT_DTYPES}
+_NO_LENGTHS = _absent(0, np.intp)
+
+
 def _unchecked_empty(dtype):
     """Arguments.empty without its size check, for the arrays of a call
     whose sizes a _plain_* check has bounded by its arguments' own."""
@@ -129,7 +141,7 @@ def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
     if dims is not None:  # the common call, checked without Arguments
         T, B, _, H = dims
         dtype = x.dtype
-        h0, lengths = np.empty((0, 0), dtype), np.empty(0, np.intp)
+        h0, lengths = _ABSENT[dtype], _NO_LENGTHS
         empty = _unchecked_empty(dtype)
     else:
         args = Arguments()
@@ -379,8 +391,8 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
     # the common call, checked without Arguments' conversions and messages
     if plain is not None and targets_in_range(plain[6], plain[7], ignore_index):
         dtype = plain[0].dtype
-        return _train_step(seq, *plain, ignore_index, np.empty((0, 0), dtype),
-                           np.empty(0, np.intp), _unchecked_empty(dtype))
+        return _train_step(seq, *plain, ignore_index, _ABSENT[dtype], _NO_LENGTHS,
+                           _unchecked_empty(dtype))
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping, got {type(params).__name__}")
     missing = [k for k in PARAM_SHAPES if k not in params]
