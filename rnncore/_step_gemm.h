@@ -231,7 +231,6 @@ RNC_UNUSED static void rnc_small_gemm_acc_##SUF(                              \
 RNC_STEP_GEMM_DISPATCH(f32, float)
 RNC_STEP_GEMM_DISPATCH(f64, double)
 
-
 #else /* no vector extensions: the plain loop, which compilers vectorise */
 
 #define RNC_DEFINE_STEP_GEMM_PLAIN(SUF, T)                                    \

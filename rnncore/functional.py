@@ -82,9 +82,9 @@ def _recurrence_args(args, x, W_xh, W_hh, h0, lengths):
     x = args.floats("x", x, ("T", "B", "D"))
     W_xh = args.floats("W_xh", W_xh, ("H", "D"))
     W_hh = args.floats("W_hh", W_hh, ("H", "H"))
-    h0 = args.empty(0, 0) if h0 is None else args.floats("h0", h0, ("B", "H"))
+    h0 = _ABSENT[args.dtype] if h0 is None else args.floats("h0", h0, ("B", "H"))
     if lengths is None:
-        lengths = np.empty(0, dtype=np.intp)
+        lengths = _NO_LENGTHS
     else:
         lengths = args.ints("lengths", lengths, ("B",))
     args.check_sizes()
