@@ -15,7 +15,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.errors import CompileError
 
-MODULES = ["_cpu", "_optim", "_recurrence", "_softmax", "_output", "_training"]
+MODULES = ["_cpu", "_optim", "_parallel", "_recurrence", "_softmax", "_output",
+           "_training"]
 
 DEBUG_CHECKS = os.environ.get("RNNCORE_BOUNDSCHECK", "0") == "1"
 
@@ -35,20 +36,25 @@ COMPILER_DIRECTIVES = {
 # selects into vector blends; rnncore never reads FP exception flags.
 # -fno-math-errno lets sqrt compile to the vector instruction (the optimiser
 # loops); rnncore never reads errno either.  -fopenmp-simd honours "omp simd"
-# without linking an OpenMP runtime.  GCC and clang (Linux, macOS) take
+# without linking an OpenMP runtime.  -pthread: the team of helper threads
+# (rnncore/_team.h) uses POSIX threads.  GCC and clang (Linux, macOS) take
 # these; each is probed first, so a compiler that lacks one builds without it.
-GCC_FLAGS = ["-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno"]
+GCC_FLAGS = ["-O3", "-fopenmp-simd", "-fno-trapping-math", "-fno-math-errno",
+             "-pthread"]
+GCC_LINK_FLAGS = ["-pthread"]
 MSVC_FLAGS = ["/O2"]
 
 
 class BuildExt(build_ext):
     def build_extensions(self):
         if self.compiler.compiler_type == "msvc":
-            flags = MSVC_FLAGS
+            flags, link_flags = MSVC_FLAGS, []
         else:
             flags = [flag for flag in GCC_FLAGS if self._accepts(flag)]
+            link_flags = [flag for flag in GCC_LINK_FLAGS if flag in flags]
         for ext in self.extensions:
             ext.extra_compile_args = flags + ext.extra_compile_args
+            ext.extra_link_args = link_flags + ext.extra_link_args
         super().build_extensions()
 
     def _accepts(self, flag):

@@ -65,7 +65,7 @@ int main(void)
                 own = t < own ? t : own;
                 t = now();
                 for (long i = 0; i < reps; i++)
-                    rnc_packed_gemm_f32(m, H, H, A, P, 1, C);
+                    rnc_packed_gemm_f32(m, H, H, A, P, 1, C, H);
                 t = (now() - t) / reps;
                 packed = t < packed ? t : packed;
                 t = now();

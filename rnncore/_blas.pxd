@@ -9,14 +9,19 @@ from cython cimport floating
 from libc.string cimport memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
-from rnncore._simd cimport (pack, packed_gemm, rnc_blas_threads, rnc_packed_len_f32,
-                            rnc_packed_len_f64, small_gemm_acc,
-                            small_gemm_strided_acc, transpose)
+from rnncore._parallel cimport blas_threads, team_split
+from rnncore._simd cimport (pack, packed_gemm, rnc_packed_len_f32, rnc_packed_len_f64,
+                            rnc_split_part_f32, rnc_split_part_f64, rnc_split_step,
+                            small_gemm_acc, small_gemm_strided_acc, tanh_inplace,
+                            transpose)
 
-# The per-step product h·W (h: rows × H, W: H × H) runs in one of three
+# The per-step product h·W (h: rows × H, W: H × H) runs in one of four
 # kernels, chosen once per call by step_kind (measured one product at a
 # time, float32, one thread: benchmarks/step_product.c, table in
 # docs/performance-notes.md):
+# - in a call that holds the team of helper threads (rnncore/_parallel.pyx:
+#   wants_team), the packed kernel shared by the team, each thread a share
+#   of the rows;
 # - _packed_gemm.h on W packed once per call: 1.2-1.4x faster than SciPy's
 #   OpenBLAS (which repacks W at every step) and than the small kernel, from
 #   8 rows at H = 128, 4 at 256, 2 at 512, 1 at 1024.  Only where the
@@ -32,6 +37,14 @@ cdef enum:
     PACKED_MIN_ROW_ELEMENTS = 1024
     PACKED_MIN_H = 128
     THREADED_STEP_MIN_FMAS = 1 << 24
+    # A call takes the team of helper threads when BLAS may run several
+    # threads, W packs and each per-step product has at least this many
+    # multiply-adds.  Two threads then gained 1.45x at 32 × 128 × 128 and
+    # 1.8x at 64 × 256 × 256 per step (tanh included).
+    SPLIT_STEP_MIN_FMAS = 1 << 19
+    # The call's other products split over the team from this many
+    # multiply-adds (a task costs about 0.4 µs).
+    SPLIT_GEMM_MIN_FMAS = 1 << 17
     # Below this many multiply-adds gemm runs _step_gemm.h's kernel on op(A)·B
     # instead of BLAS, whose fixed cost per call (packing both operands, a
     # few µs) then exceeds the arithmetic: 1.2-2x faster there (a transposed
@@ -42,7 +55,17 @@ cdef enum:
 cdef enum StepKind:
     STEP_SMALL
     STEP_PACKED
+    STEP_SPLIT
     STEP_BLAS
+
+
+ctypedef struct GemmTask:
+    bint trans_a, trans_b, single
+    Py_ssize_t m, n, k, lda, ldb, ldc
+    double alpha, beta
+    const void *a
+    const void *b
+    void *c
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
@@ -80,6 +103,40 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
               <double *>a, &ilda, &beta, c, &ildc)
 
 
+cdef inline void gemm_part(void *arg, int part, int parts) noexcept nogil:
+    """Rows [m·part/parts, m·(part+1)/parts) of a GemmTask's C."""
+    cdef GemmTask *g = <GemmTask *>arg
+    cdef Py_ssize_t r0 = g.m * part // parts, r1 = g.m * (part + 1) // parts
+    cdef Py_ssize_t a0 = r0 if g.trans_a else r0 * g.lda
+    if r1 <= r0:
+        return
+    if g.single:
+        gemm(g.trans_a, g.trans_b, r1 - r0, g.n, g.k, <float>g.alpha,
+             <const float *>g.a + a0, g.lda, <const float *>g.b, g.ldb,
+             <float>g.beta, <float *>g.c + r0 * g.ldc, g.ldc)
+    else:
+        gemm(g.trans_a, g.trans_b, r1 - r0, g.n, g.k, g.alpha,
+             <const double *>g.a + a0, g.lda, <const double *>g.b, g.ldb,
+             g.beta, <double *>g.c + r0 * g.ldc, g.ldc)
+
+
+cdef inline void pgemm(int parts, bint trans_a, bint trans_b, Py_ssize_t m,
+                       Py_ssize_t n, Py_ssize_t k, floating alpha,
+                       const floating *a, Py_ssize_t lda, const floating *b,
+                       Py_ssize_t ldb, floating beta, floating *c,
+                       Py_ssize_t ldc) noexcept nogil:
+    """gemm, split by rows of C over `parts` threads of the team the call
+    holds (parts from claim_team; 1: gemm itself)."""
+    cdef GemmTask g
+    if parts < 2 or m < parts or m * n * k < SPLIT_GEMM_MIN_FMAS:
+        gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        return
+    g.trans_a, g.trans_b, g.single = trans_a, trans_b, floating is float
+    g.m, g.n, g.k, g.lda, g.ldb, g.ldc = m, n, k, lda, ldb, ldc
+    g.alpha, g.beta, g.a, g.b, g.c = alpha, beta, a, b, c
+    team_split(parts, gemm_part, &g)
+
+
 cdef inline Py_ssize_t packed_len(Py_ssize_t H, const floating *w) noexcept nogil:
     """Length of W (H × H) packed (w only selects the dtype)."""
     if floating is float:
@@ -88,15 +145,36 @@ cdef inline Py_ssize_t packed_len(Py_ssize_t H, const floating *w) noexcept nogi
         return rnc_packed_len_f64(H, H)
 
 
-cdef inline StepKind step_kind(Py_ssize_t m, Py_ssize_t H, const floating *buf,
-                               Py_ssize_t buf_len) noexcept nogil:
-    """The kernel for a call's per-step products of m rows, given a buffer
-    of buf_len elements for W's copy (see above)."""
+cdef inline bint packs(Py_ssize_t H, const floating *buf,
+                       Py_ssize_t buf_len) noexcept nogil:
+    """Whether the per-step products take W packed: a buffer for it, and at
+    most 1/8 of the packed layout is padding."""
     cdef Py_ssize_t plen = packed_len(H, buf)
-    cdef bint packs = H >= PACKED_MIN_H and buf_len >= plen and 8 * plen <= 9 * H * H
+    return H >= PACKED_MIN_H and buf_len >= plen and 8 * plen <= 9 * H * H
+
+
+cdef inline bint wants_team(Py_ssize_t m, Py_ssize_t H, const floating *buf,
+                            Py_ssize_t buf_len) noexcept nogil:
+    """Whether a call with per-step products of m rows should claim the
+    team (rnncore/_parallel.pyx), given the buffer its forward steps pack W
+    into.  The team splits each step's rows: one row is not worth it."""
+    return (m >= 2 and m * H * H >= SPLIT_STEP_MIN_FMAS and packs(H, buf, buf_len)
+            and blas_threads() > 1)
+
+
+cdef inline StepKind step_kind(Py_ssize_t m, Py_ssize_t H, const floating *buf,
+                               Py_ssize_t buf_len, int parts) noexcept nogil:
+    """The kernel for a call's per-step products of m rows, given a buffer
+    of buf_len elements for W's copy and the parts of the team the call
+    holds (see above)."""
+    cdef bint packed = packs(H, buf, buf_len)
+    if packed and parts > 1:
+        return STEP_SPLIT
     if m <= SMALL_GEMM_MAX_ROWS:
-        return STEP_PACKED if packs and m * H >= PACKED_MIN_ROW_ELEMENTS else STEP_SMALL
-    if packs and not (m * H * H >= THREADED_STEP_MIN_FMAS and rnc_blas_threads() > 1):
+        if packed and m * H >= PACKED_MIN_ROW_ELEMENTS:
+            return STEP_PACKED
+        return STEP_SMALL
+    if packed and not (m * H * H >= THREADED_STEP_MIN_FMAS and blas_threads() > 1):
         return STEP_PACKED
     return STEP_BLAS
 
@@ -108,7 +186,7 @@ cdef inline const floating *step_weights(StepKind kind, Py_ssize_t H,
     transposed, Wᵀ, in the layout the kernel `kind` reads: W itself when it
     is already that, else a copy in buf (step_kind chose `kind` for its
     length)."""
-    if kind == STEP_PACKED:
+    if kind == STEP_PACKED or kind == STEP_SPLIT:
         pack(H, H, W, transposed, buf)
         return buf
     if transposed:
@@ -117,16 +195,42 @@ cdef inline const floating *step_weights(StepKind kind, Py_ssize_t H,
     return W
 
 
-cdef inline void step_gemm(StepKind kind, Py_ssize_t m, Py_ssize_t H,
+cdef inline void split_step(int parts, Py_ssize_t m, Py_ssize_t H,
+                            const floating *a, const floating *w, bint accumulate,
+                            bint apply_tanh, floating *c) noexcept nogil:
+    """The packed per-step product over the team, by rows (_packed_gemm.h)."""
+    cdef rnc_split_step s
+    s.m, s.n, s.k, s.A, s.P, s.C = m, H, H, a, w, c
+    s.accumulate, s.apply_tanh = accumulate, apply_tanh
+    if floating is float:
+        team_split(parts, rnc_split_part_f32, &s)
+    else:
+        team_split(parts, rnc_split_part_f64, &s)
+
+
+cdef inline void step_gemm(StepKind kind, int parts, Py_ssize_t m, Py_ssize_t H,
                            const floating *a, const floating *w, bint accumulate,
                            floating *c) noexcept nogil:
     """C (m×H) <- A (m×H)·W (+ C if accumulate), A and C contiguous, W from
     step_weights for the same kind."""
     if kind == STEP_PACKED:
         packed_gemm(m, H, H, a, w, accumulate, c)
+    elif kind == STEP_SPLIT:
+        split_step(parts, m, H, a, w, accumulate, False, c)
     elif kind == STEP_SMALL:
         if not accumulate:
             memset(c, 0, m * H * sizeof(floating))
         small_gemm_acc(m, H, H, a, w, c)
     else:
         gemm(False, False, m, H, H, 1, a, H, w, H, 1 if accumulate else 0, c, H)
+
+
+cdef inline void step_tanh(StepKind kind, int parts, Py_ssize_t m, Py_ssize_t H,
+                           const floating *a, const floating *w,
+                           floating *c) noexcept nogil:
+    """C <- tanh(C + A·W), the forward step (arguments as step_gemm)."""
+    if kind == STEP_SPLIT:
+        split_step(parts, m, H, a, w, True, True, c)
+    else:
+        step_gemm(kind, parts, m, H, a, w, True, c)
+        tanh_inplace(c, m * H)

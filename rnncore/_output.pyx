@@ -7,18 +7,20 @@ from libc.string cimport memcpy, memset
 cimport cython
 from cython cimport floating
 
-from rnncore._blas cimport gemm
+from rnncore._blas cimport pgemm
 from rnncore._softmax cimport softmax_ce_core
 
 
 cdef void logits_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                       const floating *feats, const floating *W_hy,
-                      const floating *b_y, floating *logits) noexcept nogil:
-    """logits = feats·W_hyᵀ + b_y: (N × H)·(H × C)"""
+                      const floating *b_y, floating *logits,
+                      int parts) noexcept nogil:
+    """logits = feats·W_hyᵀ + b_y: (N × H)·(H × C).  parts: of the team
+    the call holds (rnncore/_parallel.pyx), 1 for none."""
     cdef Py_ssize_t r
     for r in range(N):
         memcpy(logits + r * C, b_y, C * sizeof(floating))
-    gemm(False, True, N, C, H, 1, feats, H, W_hy, H, 1, logits, C)
+    pgemm(parts, False, True, N, C, H, 1, feats, H, W_hy, H, 1, logits, C)
 
 
 cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
@@ -26,23 +28,23 @@ cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                             Py_ssize_t ignore_index, const floating *W_hy,
                             const floating *b_y, floating *logits,
                             floating *dW_hy, floating *db_y,
-                            floating *dfeats) noexcept nogil:
+                            floating *dfeats, int parts) noexcept nogil:
     """Mean cross-entropy of the output layer; writes dW_hy, db_y and
     dfeats = ∂L/∂feats (N, H) unless dfeats is NULL.  logits is workspace
     (ends as dlogits)."""
     cdef Py_ssize_t r, c
     cdef double loss
-    logits_core(N, C, H, feats, W_hy, b_y, logits)
+    logits_core(N, C, H, feats, W_hy, b_y, logits, parts)
     loss = softmax_ce_core(N, C, logits, targets, ignore_index)  # -> dlogits
     # dW_hy = dlogitsᵀ·feats: (C × N)·(N × H);  db_y = Σ_rows dlogits
-    gemm(True, False, C, H, N, 1, logits, C, feats, H, 0, dW_hy, H)
+    pgemm(parts, True, False, C, H, N, 1, logits, C, feats, H, 0, dW_hy, H)
     memset(db_y, 0, C * sizeof(floating))
     for r in range(N):
         for c in range(C):
             db_y[c] += logits[r * C + c]
     if dfeats != NULL:
         # dfeats = dlogits·W_hy: (N × C)·(C × H)
-        gemm(False, False, N, H, C, 1, logits, C, W_hy, H, 0, dfeats, H)
+        pgemm(parts, False, False, N, H, C, 1, logits, C, W_hy, H, 0, dfeats, H)
     return loss
 
 
@@ -58,7 +60,7 @@ def logits(const floating[:, ::1] feats not None,
     """out = feats·W_hyᵀ + b_y"""
     cdef Py_ssize_t N = feats.shape[0], H = feats.shape[1], C = W_hy.shape[0]
     with nogil:
-        logits_core(N, C, H, &feats[0, 0], &W_hy[0, 0], &b_y[0], &out[0, 0])
+        logits_core(N, C, H, &feats[0, 0], &W_hy[0, 0], &b_y[0], &out[0, 0], 1)
 
 
 @cython.boundscheck(False)
@@ -74,5 +76,5 @@ def loss_grads(const floating[:, ::1] feats not None,
     with nogil:
         loss = loss_grads_core(N, C, H, &feats[0, 0], &targets[0], ignore_index,
                                &W_hy[0, 0], &b_y[0], &logits[0, 0], &dW_hy[0, 0],
-                               &db_y[0], &dfeats[0, 0])
+                               &db_y[0], &dfeats[0, 0], 1)
     return loss

@@ -63,20 +63,6 @@ RNC_UNUSED static void rnc_pack_##SUF(ptrdiff_t k, ptrdiff_t n, const T *M,   \
 RNC_DEFINE_PACK(f32, float)
 RNC_DEFINE_PACK(f64, double)
 
-/* The thread count of SciPy's BLAS, read through the address of its
-   openblas_get_num_threads, which the Python side sets once it has found it
-   (rnncore/_threads.py); 1 while unknown.  It decides whether a large
-   per-step product runs here (one thread) or on a multi-threaded BLAS. */
-static int (*rnc_blas_threads_query)(void) = 0;
-RNC_UNUSED static void rnc_set_blas_threads_query(size_t address)
-{
-    rnc_blas_threads_query = (int (*)(void))address;
-}
-RNC_UNUSED static int rnc_blas_threads(void)
-{
-    return rnc_blas_threads_query ? rnc_blas_threads_query() : 1;
-}
-
 #if defined(__GNUC__) || defined(__clang__)
 
 /* The micro-kernel: R (1..MR) rows by NV vectors of W lanes at column c0 of
@@ -146,12 +132,13 @@ RNC_PG_MICRO(rnc_pg_micro_##SUF, T, V, W, MR, NV, ATTR)                       \
 RNC_PG_MICRO(rnc_pg_micro1_##SUF, T, V, W, MR, 1, ATTR)                       \
 ATTR RNC_UNUSED static void rnc_packed_gemm_##SUF(                            \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *P,            \
-    int accumulate, T *C)                                                     \
+    int accumulate, T *C, ptrdiff_t ldc)                                      \
 {                                                                             \
     const ptrdiff_t np = RNC_PANEL_BYTES / sizeof(T), sw = NV * W;            \
     T Ap[RNC_KC * MR] __attribute__((aligned(64)));                           \
     if (k == 0) {                                                             \
-        if (!accumulate) memset(C, 0, sizeof(T) * m * n);                     \
+        if (!accumulate)                                                      \
+            for (ptrdiff_t r = 0; r < m; r++) memset(C + r * ldc, 0, sizeof(T) * n); \
         return;                                                               \
     }                                                                         \
     for (ptrdiff_t k0 = 0; k0 < k; k0 += RNC_KC) {                            \
@@ -168,10 +155,10 @@ ATTR RNC_UNUSED static void rnc_packed_gemm_##SUF(                            \
                 const T *Pp = P + (p * k + k0) * np + c0;                     \
                 if (cols <= W) /* the last columns fit one vector */          \
                     RNC_PG_R(rnc_pg_micro1_##SUF, R, MR, kc, Ap, Pp, np,      \
-                             C + r0 * n + j0, n, cols, load_c)                \
+                             C + r0 * ldc + j0, ldc, cols, load_c)            \
                 else                                                          \
                     RNC_PG_R(rnc_pg_micro_##SUF, R, MR, kc, Ap, Pp, np,       \
-                             C + r0 * n + j0, n, cols, load_c)                \
+                             C + r0 * ldc + j0, ldc, cols, load_c)            \
             }                                                                 \
         }                                                                     \
     }                                                                         \
@@ -192,22 +179,22 @@ RNC_DEFINE_PACKED_GEMM(f64_v4, double, rnc_f64x8, 8, 12, 2, RNC_V4)
 #define RNC_PACKED_GEMM_DISPATCH(SUF, T)                                      \
 RNC_UNUSED static void rnc_packed_gemm_##SUF(                                 \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *P,            \
-    int accumulate, T *C)                                                     \
+    int accumulate, T *C, ptrdiff_t ldc)                                      \
 {                                                                             \
     if (__builtin_cpu_supports("x86-64-v4"))                                  \
-        rnc_packed_gemm_##SUF##_v4(m, n, k, A, P, accumulate, C);             \
+        rnc_packed_gemm_##SUF##_v4(m, n, k, A, P, accumulate, C, ldc);        \
     else if (__builtin_cpu_supports("x86-64-v3"))                             \
-        rnc_packed_gemm_##SUF##_v3(m, n, k, A, P, accumulate, C);             \
+        rnc_packed_gemm_##SUF##_v3(m, n, k, A, P, accumulate, C, ldc);        \
     else                                                                      \
-        rnc_packed_gemm_##SUF##_base(m, n, k, A, P, accumulate, C);           \
+        rnc_packed_gemm_##SUF##_base(m, n, k, A, P, accumulate, C, ldc);      \
 }
 #else
 #define RNC_PACKED_GEMM_DISPATCH(SUF, T)                                      \
 RNC_UNUSED static void rnc_packed_gemm_##SUF(                                 \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *P,            \
-    int accumulate, T *C)                                                     \
+    int accumulate, T *C, ptrdiff_t ldc)                                      \
 {                                                                             \
-    rnc_packed_gemm_##SUF##_base(m, n, k, A, P, accumulate, C);               \
+    rnc_packed_gemm_##SUF##_base(m, n, k, A, P, accumulate, C, ldc);          \
 }
 #endif /* RNC_HAVE_DISPATCH */
 
@@ -219,20 +206,50 @@ RNC_PACKED_GEMM_DISPATCH(f64, double)
 #define RNC_DEFINE_PACKED_GEMM_PLAIN(SUF, T)                                  \
 static void rnc_packed_gemm_##SUF(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,      \
                                   const T *A, const T *P, int accumulate,     \
-                                  T *C)                                       \
+                                  T *C, ptrdiff_t ldc)                        \
 {                                                                             \
     const ptrdiff_t np = RNC_PANEL_BYTES / sizeof(T);                         \
-    if (!accumulate) memset(C, 0, sizeof(T) * m * n);                         \
-    for (ptrdiff_t r = 0; r < m; r++)                                         \
+    for (ptrdiff_t r = 0; r < m; r++) {                                       \
+        if (!accumulate) memset(C + r * ldc, 0, sizeof(T) * n);               \
         for (ptrdiff_t i = 0; i < k; i++) {                                   \
             const T a = A[r * k + i];                                         \
             for (ptrdiff_t j = 0; j < n; j++)                                 \
-                C[r * n + j] += a * P[((j / np) * k + i) * np + j % np];      \
+                C[r * ldc + j] += a * P[((j / np) * k + i) * np + j % np];    \
         }                                                                     \
+    }                                                                         \
 }
 RNC_DEFINE_PACKED_GEMM_PLAIN(f32, float)
 RNC_DEFINE_PACKED_GEMM_PLAIN(f64, double)
 
 #endif /* vector extensions */
+
+/* One per-step product shared by `parts` threads (rnncore/_parallel.pyx):
+       C (m×n) <- A (m×k)·B (+ C if accumulate), then C <- tanh(C) when
+   apply_tanh; C row-major with n columns.  rnc_split_part_* does part
+   `part` of `parts`: a run of rows.  In the recurrence, the rows of A a
+   thread reads are the rows of C it wrote at the step before, still in its
+   own cache.  (Splitting B's columns instead made every thread read the
+   other's half of A from the other core at every step: no faster than one
+   thread at B = 64, H = 256.)  Each part applies tanh to its own rows. */
+typedef struct {
+    ptrdiff_t m, n, k;
+    const void *A, *P;
+    void *C;
+    int accumulate, apply_tanh;
+} rnc_split_step;
+
+#define RNC_DEFINE_SPLIT_PART(SUF, T)                                         \
+RNC_UNUSED static void rnc_split_part_##SUF(void *arg, int part, int parts)   \
+{                                                                             \
+    const rnc_split_step *s = (const rnc_split_step *)arg;                    \
+    const ptrdiff_t r0 = s->m * part / parts, r1 = s->m * (part + 1) / parts; \
+    T *C = (T *)s->C + r0 * s->n;                                             \
+    if (r1 <= r0) return;                                                     \
+    rnc_packed_gemm_##SUF(r1 - r0, s->n, s->k, (const T *)s->A + r0 * s->k,   \
+                          (const T *)s->P, s->accumulate, C, s->n);           \
+    if (s->apply_tanh) rnc_tanh_inplace_##SUF(C, (r1 - r0) * s->n);           \
+}
+RNC_DEFINE_SPLIT_PART(f32, float)
+RNC_DEFINE_SPLIT_PART(f64, double)
 
 #endif /* RNNCORE_PACKED_GEMM_H */

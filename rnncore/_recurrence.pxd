@@ -6,7 +6,7 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        const floating *W_hh, const floating *b_h,
                        const floating *h0, const Py_ssize_t *lengths,
                        floating *wbuf, Py_ssize_t wbuf_len,
-                       floating *hs) noexcept nogil
+                       floating *hs, int parts) noexcept nogil
 
 cpdef check_work(const floating[:, :, ::1] work, Py_ssize_t B, Py_ssize_t H)
 
@@ -24,7 +24,7 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         floating *wbuf, Py_ssize_t wbuf_len, floating *dh0,
                         floating *dx,
                         floating *dW_xh, floating *dW_hh,
-                        floating *db_h) noexcept nogil
+                        floating *db_h, int parts) noexcept nogil
 
 cdef void gather_last(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
                       const floating *hs, const Py_ssize_t *lengths,

@@ -12,14 +12,14 @@ from libc.string cimport memcpy, memset
 cimport cython
 from cython cimport floating
 
-from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, gemm, step_gemm,
-                            step_kind, step_weights)
-from rnncore._simd cimport (rnc_packed_len_f32, rnc_packed_len_f64,
-                            rnc_set_blas_threads_query, tanh_inplace,
+from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, pgemm, step_gemm,
+                            step_kind, step_tanh, step_weights, wants_team)
+from rnncore._parallel cimport claim_team, release_team
+from rnncore._simd cimport (rnc_packed_len_f32, rnc_packed_len_f64, tanh_inplace,
                             tanh_backward)
 
 
-cdef inline void project(Py_ssize_t rows, Py_ssize_t D, Py_ssize_t H,
+cdef inline void project(int parts, Py_ssize_t rows, Py_ssize_t D, Py_ssize_t H,
                          const floating *x, const floating *W_xh,
                          const floating *b_h, floating *out) noexcept nogil:
     """out = x·W_xhᵀ + b_h for all rows (steps × batch) at once:
@@ -27,7 +27,7 @@ cdef inline void project(Py_ssize_t rows, Py_ssize_t D, Py_ssize_t H,
     cdef Py_ssize_t r
     for r in range(rows):
         memcpy(out + r * H, b_h, H * sizeof(floating))
-    gemm(False, True, rows, H, D, 1, x, D, W_xh, D, 1, out, H)
+    pgemm(parts, False, True, rows, H, D, 1, x, D, W_xh, D, 1, out, H)
 
 
 cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
@@ -35,27 +35,29 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        const floating *W_hh, const floating *b_h,
                        const floating *h0, const Py_ssize_t *lengths,
                        floating *wbuf, Py_ssize_t wbuf_len,
-                       floating *hs) noexcept nogil:
+                       floating *hs, int parts) noexcept nogil:
     """hs[t] = tanh(x[t]·W_xhᵀ + b_h + hs[t-1]·W_hhᵀ), hs[-1] = h0.
 
     wbuf (wbuf_len >= H·H elements; weight_buffer_len(H) when B >
     SMALL_GEMM_MAX_ROWS) is workspace for W_hhᵀ in the per-step kernel's
     layout: transposed, so that the product is a plain, non-transposed one,
-    or packed once for the whole sequence.
+    or packed once for the whole sequence.  parts: of the team the call
+    holds (claim_team), 1 for none; likewise below.
     """
     cdef Py_ssize_t t, b, BH = B * H
     cdef floating *h_t
     cdef const floating *h_prev
-    cdef StepKind kind = step_kind(B, H, wbuf, wbuf_len)
+    cdef StepKind kind = step_kind(B, H, wbuf, wbuf_len, parts)
     cdef const floating *w = step_weights(kind, H, W_hh, True, wbuf)
-    project(T * B, D, H, x, W_xh, b_h, hs)
+    project(parts, T * B, D, H, x, W_xh, b_h, hs)
     for t in range(T):
         h_t = hs + t * BH
         h_prev = hs + (t - 1) * BH if t > 0 else h0
         if h_prev != NULL:
-            # h_t += h_{t-1}·W_hhᵀ: (B × H)·(H × H)
-            step_gemm(kind, B, H, h_prev, w, True, h_t)
-        tanh_inplace(h_t, BH)
+            # h_t = tanh(h_t + h_{t-1}·W_hhᵀ): (B × H)·(H × H)
+            step_tanh(kind, parts, B, H, h_prev, w, h_t)
+        else:
+            tanh_inplace(h_t, BH)
         if lengths != NULL:
             for b in range(B):
                 if t >= lengths[b]:
@@ -67,7 +69,7 @@ cdef void advance_core(Py_ssize_t K, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        const floating *W_hh, const floating *b_h,
                        const Py_ssize_t *lengths, Py_ssize_t t0, floating *h,
                        floating *wbuf, Py_ssize_t wbuf_len,
-                       floating *out) noexcept nogil:
+                       floating *out, int parts) noexcept nogil:
     """K steps of the recurrence from the state h (B, H), which it updates.
 
     The inference path: it keeps only the current state, so a long sequence
@@ -77,14 +79,13 @@ cdef void advance_core(Py_ssize_t K, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
     """
     cdef Py_ssize_t k, b, BH = B * H
     cdef floating *o_k
-    cdef StepKind kind = step_kind(B, H, wbuf, wbuf_len)
+    cdef StepKind kind = step_kind(B, H, wbuf, wbuf_len, parts)
     cdef const floating *w = step_weights(kind, H, W_hh, True, wbuf)
-    project(K * B, D, H, x, W_xh, b_h, out)
+    project(parts, K * B, D, H, x, W_xh, b_h, out)
     for k in range(K):
         o_k = out + k * BH
-        # o_k += h·W_hhᵀ: (B × H)·(H × H)
-        step_gemm(kind, B, H, h, w, True, o_k)
-        tanh_inplace(o_k, BH)
+        # o_k = tanh(o_k + h·W_hhᵀ): (B × H)·(H × H)
+        step_tanh(kind, parts, B, H, h, w, o_k)
         if lengths == NULL:
             memcpy(h, o_k, BH * sizeof(floating))
             continue
@@ -161,12 +162,6 @@ cpdef Py_ssize_t backward_wbuf_len(const floating[::1] wbuf, Py_ssize_t B,
     return wbuf.shape[0]
 
 
-def set_blas_threads_query(size_t address):
-    """The address of SciPy's BLAS openblas_get_num_threads (0: unknown):
-    the per-step products leave large products to a multi-threaded BLAS."""
-    rnc_set_blas_threads_query(address)
-
-
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         const floating *ext, Py_ssize_t E, const floating *W_ext,
                         const floating *dh_last, const floating *hs,
@@ -176,7 +171,7 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         floating *wbuf, Py_ssize_t wbuf_len, floating *dh0,
                         floating *dx,
                         floating *dW_xh, floating *dW_hh,
-                        floating *db_h) noexcept nogil:
+                        floating *db_h, int parts) noexcept nogil:
     """Backpropagation through time, K steps at a time from the end.
 
     ∂L/∂h_t from outside the recurrence is ``ext`` (T·B, E) times
@@ -193,7 +188,7 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
     cdef Py_ssize_t t, t0, t1, b, i, rows, BH = B * H
     cdef floating *d_t
     cdef const floating *h_t
-    cdef StepKind kind = step_kind(B, H, wbuf, wbuf_len)
+    cdef StepKind kind = step_kind(B, H, wbuf, wbuf_len, parts)
     cdef const floating *w = step_weights(kind, H, W_hh, False, wbuf)
     if dh_last != NULL and lengths == NULL:
         memcpy(dh0, dh_last, BH * sizeof(floating))
@@ -213,8 +208,8 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
             memcpy(work, ext + t0 * BH, rows * H * sizeof(floating))
         else:
             # ext·W_ext: (rows × E)·(E × H)
-            gemm(False, False, rows, H, E, 1, ext + t0 * B * E, E, W_ext, H, 0,
-                 work, H)
+            pgemm(parts, False, False, rows, H, E, 1, ext + t0 * B * E, E, W_ext,
+                  H, 0, work, H)
         for t in range(t1 - 1, t0 - 1, -1):
             d_t = work + (t - t0) * BH
             h_t = hs + t * BH
@@ -230,26 +225,28 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                             d_t[b * H + i] += dh_last[b * H + i]
                     tanh_backward(d_t + b * H, h_t + b * H, dh0 + b * H, H)
             # carry to step t-1: ∂L/∂h_{t-1} += δ_t·W_hh: (B × H)·(H × H)
-            step_gemm(kind, B, H, d_t, w, False, dh0)
+            step_gemm(kind, parts, B, H, d_t, w, False, dh0)
 
         # dW_xh += Σ_t δ_tᵀ·x_t: (H × rows)·(rows × D)
-        gemm(True, False, H, D, rows, 1, work, H, x + t0 * B * D, D, 1, dW_xh, D)
+        pgemm(parts, True, False, H, D, rows, 1, work, H, x + t0 * B * D, D, 1,
+              dW_xh, D)
         # dW_hh += Σ_t δ_tᵀ·h_{t-1}: (H × rows)·(rows × H), h_{-1} = h0
         if t0 > 0:
-            gemm(True, False, H, H, rows, 1, work, H, hs + (t0 - 1) * BH, H, 1,
-                 dW_hh, H)
+            pgemm(parts, True, False, H, H, rows, 1, work, H, hs + (t0 - 1) * BH,
+                  H, 1, dW_hh, H)
         else:
-            gemm(True, False, H, H, rows - B, 1, work + BH, H, hs, H, 1, dW_hh, H)
+            pgemm(parts, True, False, H, H, rows - B, 1, work + BH, H, hs, H, 1,
+                  dW_hh, H)
             if h0 != NULL:
-                gemm(True, False, H, H, B, 1, work, H, h0, H, 1, dW_hh, H)
+                pgemm(parts, True, False, H, H, B, 1, work, H, h0, H, 1, dW_hh, H)
         # db_h += Σ_t Σ_b δ_t
         for b in range(rows):
             for i in range(H):
                 db_h[i] += work[b * H + i]
         if dx != NULL:
             # dx_t = δ_t·W_xh: (rows × H)·(H × D)
-            gemm(False, False, rows, D, H, 1, work, H, W_xh, D, 0,
-                 dx + t0 * B * D, D)
+            pgemm(parts, False, False, rows, D, H, 1, work, H, W_xh, D, 0,
+                  dx + t0 * B * D, D)
         t1 = t0
 
 
@@ -280,10 +277,15 @@ def forward(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
     cdef Py_ssize_t H = W_hh.shape[0]
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+    cdef int parts = 1
     check_wbuf(wbuf, H)
     with nogil:
+        if wants_team(B, H, &wbuf[0], wbuf.shape[0]):
+            parts = claim_team()
         forward_core(T, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0],
-                     &b_h[0], h0_p, len_p, &wbuf[0], wbuf.shape[0], &hs[0, 0, 0])
+                     &b_h[0], h0_p, len_p, &wbuf[0], wbuf.shape[0], &hs[0, 0, 0],
+                     parts)
+        release_team(parts)
 
 
 @cython.boundscheck(False)
@@ -296,10 +298,15 @@ def advance(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
     cdef Py_ssize_t K = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0]
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+    cdef int parts = 1
     check_wbuf(wbuf, H)
     with nogil:
+        if wants_team(B, H, &wbuf[0], wbuf.shape[0]):
+            parts = claim_team()
         advance_core(K, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], &b_h[0],
-                     len_p, t0, &h[0, 0], &wbuf[0], wbuf.shape[0], &out[0, 0, 0])
+                     len_p, t0, &h[0, 0], &wbuf[0], wbuf.shape[0], &out[0, 0, 0],
+                     parts)
+        release_team(parts)
 
 
 @cython.boundscheck(False)
@@ -327,9 +334,13 @@ def backward(const floating[:, :, ::1] dhs not None,
     check_work(work, B, H)
     cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf, B, H)
     cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
+    cdef int parts = 1
     with nogil:
+        if wants_team(B, H, wbuf_p, wbuf_len):
+            parts = claim_team()
         backward_core(T, B, D, H, dhs_p, H, <floating *>NULL, dhl_p, &hs[0, 0, 0],
                       &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p, len_p,
                       work.shape[0], &work[0, 0, 0], wbuf_p, wbuf_len,
                       &dh0[0, 0], dx_p,
-                      &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0])
+                      &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0], parts)
+        release_team(parts)

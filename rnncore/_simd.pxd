@@ -41,12 +41,19 @@ cdef extern from "_packed_gemm.h" nogil:
     void rnc_pack_f64(Py_ssize_t k, Py_ssize_t n, const double *M, int trans,
                       double *P)
     void rnc_packed_gemm_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *A,
-                             const float *P, int accumulate, float *C)
+                             const float *P, int accumulate, float *C,
+                             Py_ssize_t ldc)
     void rnc_packed_gemm_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                              const double *A, const double *P, int accumulate,
-                             double *C)
-    int rnc_blas_threads()
-    void rnc_set_blas_threads_query(size_t address)
+                             double *C, Py_ssize_t ldc)
+    ctypedef struct rnc_split_step:
+        Py_ssize_t m, n, k
+        const void *A
+        const void *P
+        void *C
+        int accumulate, apply_tanh
+    void rnc_split_part_f32(void *arg, int part, int parts)
+    void rnc_split_part_f64(void *arg, int part, int parts)
 
 
 cdef inline void tanh_inplace(floating *x, Py_ssize_t n) noexcept nogil:
@@ -127,6 +134,6 @@ cdef inline void packed_gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                              floating *C) noexcept nogil:
     """C (m×n) <- A (m×k)·B (+ C if accumulate), B packed in P by pack."""
     if floating is float:
-        rnc_packed_gemm_f32(m, n, k, A, P, accumulate, C)
+        rnc_packed_gemm_f32(m, n, k, A, P, accumulate, C, n)
     else:
-        rnc_packed_gemm_f64(m, n, k, A, P, accumulate, C)
+        rnc_packed_gemm_f64(m, n, k, A, P, accumulate, C, n)

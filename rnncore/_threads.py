@@ -30,6 +30,7 @@ class BlasThreads(NamedTuple):
     filepath: str
     via: str  # "threadpoolctl" or "ctypes"
     get_address: int = 0  # of get, when it is the library's C function
+    set_address: int = 0  # of set, likewise
 
 
 _lock = threading.Lock()
@@ -57,9 +58,13 @@ def _openblas(path: str, via: str, suffixes=("", "64_", "_64")) -> BlasThreads |
             if get is not None and set_ is not None:
                 get.argtypes, get.restype = [], ctypes.c_int
                 set_.argtypes, set_.restype = [ctypes.c_int], None
-                address = ctypes.cast(get, ctypes.c_void_p).value or 0
-                return BlasThreads(get, set_, path, via, address)
+                return BlasThreads(get, set_, path, via, _address(get), _address(set_))
     return None
+
+
+def _address(fn) -> int:
+    """The address of a ctypes function of a loaded library."""
+    return ctypes.cast(fn, ctypes.c_void_p).value or 0
 
 
 def _via_threadpoolctl() -> BlasThreads | None:
@@ -128,15 +133,17 @@ def blas_library() -> BlasThreads | None:
 
 
 def share_thread_count() -> None:
-    """Give the compiled kernels the address of SciPy's BLAS thread-count
-    function, so that a call decides for itself whether its per-step
-    products are better on rnncore's one-thread kernel or on BLAS's
-    threads (rnncore/_blas.pxd).  Without it they always take their own."""
-    from rnncore import _recurrence
+    """Give the compiled kernels the addresses of SciPy's BLAS thread-count
+    functions, so that a call decides for itself whether its per-step
+    products are better on rnncore's one-thread kernel, on its team of
+    helper threads (which sets BLAS to one thread while a call holds it:
+    rnncore/_team.h) or on BLAS's threads (rnncore/_blas.pxd).  Without
+    them they always take their own thread."""
+    from rnncore import _parallel
 
     blas = blas_library()
     if blas is not None:
-        _recurrence.set_blas_threads_query(blas.get_address)
+        _parallel.set_blas_thread_functions(blas.get_address, blas.set_address)
 
 
 def _limit() -> None:

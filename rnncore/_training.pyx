@@ -8,7 +8,9 @@ sequence's final state (B rows), targets (B,).
 cimport cython
 from cython cimport floating
 
+from rnncore._blas cimport wants_team
 from rnncore._output cimport loss_grads_core
+from rnncore._parallel cimport claim_team, release_team
 from rnncore._recurrence cimport (backward_core, backward_wbuf_len, check_work,
                                   forward_core, gather_last)
 
@@ -23,39 +25,40 @@ cdef double train_step_core(
         floating *db_y, floating *h_last, floating *hs, Py_ssize_t K,
         floating *work, floating *wbuf, Py_ssize_t wbuf_len, floating *logits,
         floating *dh_last,
-        floating *dh0) noexcept nogil:
+        floating *dh0, int parts) noexcept nogil:
     """Returns the mean loss; writes the five gradients and h_last.
 
     wbuf is NULL for batches of up to SMALL_GEMM_MAX_ROWS: dW_hh is not
     written before the backward pass, so until then it holds the forward
     pass's copy of W_hhᵀ (transposed, or packed where the packed layout
     fits H·H), and the backward pass reads W_hh as it is.  Larger batches
-    pack W_hh into wbuf (wbuf_len elements), once for each pass.
+    pack W_hh into wbuf (wbuf_len elements), once for each pass.  parts: of
+    the team the call holds (rnncore/_parallel.pyx), 1 for none.
     """
     cdef Py_ssize_t N = T * B if seq else B
     cdef double loss
 
     if wbuf != NULL:
         forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, wbuf,
-                     wbuf_len, hs)
+                     wbuf_len, hs, parts)
     else:
         forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, dW_hh, H * H,
-                     hs)
+                     hs, parts)
     gather_last(T, B, H, hs, lengths, h_last)
     # "last": the output layer's ∂L/∂h of the last states into dh_last.
     # "seq": logits ends as dlogits, and backward_core forms each chunk's
     # ∂L/∂h_t = dlogits_t·W_hy itself, so no (T, B, H) array holds them.
     loss = loss_grads_core(N, C, H, hs if seq else h_last, targets, ignore_index,
                            W_hy, b_y, logits, dW_hy, db_y,
-                           <floating *>NULL if seq else dh_last)
+                           <floating *>NULL if seq else dh_last, parts)
     if seq:
         backward_core(T, B, D, H, logits, C, W_hy, <floating *>NULL, hs, x,
                       W_xh, W_hh, h0, lengths, K, work, wbuf, wbuf_len, dh0,
-                      <floating *>NULL, dW_xh, dW_hh, db_h)
+                      <floating *>NULL, dW_xh, dW_hh, db_h, parts)
     else:
         backward_core(T, B, D, H, <floating *>NULL, H, <floating *>NULL, dh_last,
                       hs, x, W_xh, W_hh, h0, lengths, K, work, wbuf, wbuf_len,
-                      dh0, <floating *>NULL, dW_xh, dW_hh, db_h)
+                      dh0, <floating *>NULL, dW_xh, dW_hh, db_h, parts)
     return loss
 
 
@@ -87,11 +90,17 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
     check_work(work, B, H)
     cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf, B, H)
     cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
+    cdef int parts = 1
     with nogil:
+        # the forward pass packs W_hh into dW_hh when there is no wbuf
+        if wants_team(B, H, wbuf_p if wbuf_p != NULL else &dW_hh[0, 0],
+                      wbuf_len if wbuf_p != NULL else H * H):
+            parts = claim_team()
         loss = train_step_core(
             seq, T, B, D, H, C, &x[0, 0, 0], &targets[0], ignore_index,
             &W_xh[0, 0], &W_hh[0, 0], &b_h[0], &W_hy[0, 0], &b_y[0], h0_p,
             len_p, &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0], &dW_hy[0, 0], &db_y[0],
             &h_last[0, 0], &hs[0, 0, 0], work.shape[0], &work[0, 0, 0], wbuf_p,
-            wbuf_len, &logits[0, 0], &dh_last[0, 0], &dh0[0, 0])
+            wbuf_len, &logits[0, 0], &dh_last[0, 0], &dh0[0, 0], parts)
+        release_team(parts)
     return loss

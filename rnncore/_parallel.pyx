@@ -1,0 +1,45 @@
+"""The team of helper threads that shares a call's products (_team.h).
+
+A call that splits its work claims the team once (claim_team returns the
+number of parts, 1 for none), passes that number down to its kernels, and
+releases it when done.  See _team.h for why, and rnncore/_blas.pxd for which
+products split.
+"""
+
+cdef extern from "_team.h" nogil:
+    void rnc_set_blas_thread_functions(size_t get, size_t set)
+    int rnc_blas_threads()
+    int rnc_team_claim()
+    void rnc_team_release(int parts)
+    void rnc_team_split(int parts, team_fn fn, void *arg)
+    int rnc_team_helpers()
+
+
+cdef int blas_threads() noexcept nogil:
+    """SciPy's BLAS thread count (1 while unknown)."""
+    return rnc_blas_threads()
+
+
+cdef int claim_team() noexcept nogil:
+    """Parts for this call's work (>= 1); release_team(parts) when done."""
+    return rnc_team_claim()
+
+
+cdef void release_team(int parts) noexcept nogil:
+    rnc_team_release(parts)
+
+
+cdef void team_split(int parts, team_fn fn, void *arg) noexcept nogil:
+    """fn(arg, p, parts) for p < parts, parts at most what claim_team gave."""
+    rnc_team_split(parts, fn, arg)
+
+
+def set_blas_thread_functions(size_t get_address, size_t set_address):
+    """The addresses of SciPy's BLAS openblas_get_num_threads and
+    openblas_set_num_threads (0: unknown, and no team)."""
+    rnc_set_blas_thread_functions(get_address, set_address)
+
+
+def helper_threads():
+    """How many helper threads the team has made so far in this process."""
+    return rnc_team_helpers()

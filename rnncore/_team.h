@@ -1,0 +1,272 @@
+/*
+ * A team of helper threads that share a call's products with the calling
+ * thread.  A call takes the team with rnc_team_claim(), which returns how
+ * many parts its work may be split into (SciPy's BLAS thread count, or 1),
+ * and gives it back with rnc_team_release(parts).  In between,
+ * rnc_team_split(parts, fn, arg) runs fn(arg, p, parts) for p = 0 ..
+ * parts-1, part 0 on the caller and the others on helpers, and returns when
+ * every part is done.
+ *
+ * Why not BLAS's threads: a multi-threaded BLAS repacks W_hh at every step,
+ * and a per-step product is too small for BLAS to thread well; the packed
+ * kernel packs W once per call and the team splits each step's rows
+ * (_packed_gemm.h).  While a call holds the team, SciPy's BLAS is set to
+ * one thread and the call splits its large products over the team too:
+ * BLAS's idle threads spin for a while after each threaded product, and a
+ * helper sharing a core with one of them ran at half speed.
+ *
+ * The helpers are created on first use and live as long as the process.
+ * Between tasks each spins for up to RNC_TEAM_SPIN_NS (the next time step
+ * follows within microseconds), then sleeps on a condition variable, so an
+ * idle team costs no CPU; at rnc_team_release they sleep at once.  One call
+ * holds the team at a time: a call that finds it taken (by another Python
+ * thread) runs on its own thread.  After fork() the child has no helpers
+ * and makes new ones.
+ *
+ * POSIX threads only; elsewhere (MSVC) RNC_HAVE_TEAM is 0, rnc_team_claim
+ * returns 1 and every product runs on the calling thread.
+ *
+ * This header is compiled into one module only (rnncore/_parallel.pyx), so
+ * that the process has one team; the other modules call it through there.
+ */
+#ifndef RNNCORE_TEAM_H
+#define RNNCORE_TEAM_H
+
+#include "_simd.h"
+
+/* SciPy's BLAS thread count, read and set through the addresses of its
+   openblas_get_num_threads and openblas_set_num_threads, which the Python
+   side passes once it has found them (rnncore/_threads.py); 1 while
+   unknown. */
+static int (*rnc_blas_get)(void) = 0;
+static void (*rnc_blas_set)(int) = 0;
+RNC_UNUSED static void rnc_set_blas_thread_functions(size_t get, size_t set)
+{
+    rnc_blas_get = (int (*)(void))get;
+    rnc_blas_set = (void (*)(int))set;
+}
+RNC_UNUSED static int rnc_blas_threads(void)
+{
+    return rnc_blas_get ? rnc_blas_get() : 1;
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
+#define RNC_HAVE_TEAM 1
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The caller and up to RNC_TEAM_MAX - 1 helpers. */
+#define RNC_TEAM_MAX 16
+#define RNC_TEAM_SPIN_NS 200000
+
+typedef void (*rnc_team_fn)(void *arg, int part, int parts);
+
+static struct {
+    pthread_mutex_t busy;       /* held by the caller that uses the team */
+    pthread_mutex_t sleep_lock; /* with `wake`: where idle helpers sleep */
+    pthread_cond_t wake;
+    int helpers;                /* helpers created */
+    int atfork;                 /* pthread_atfork registered */
+    rnc_team_fn fn;             /* the task, valid while pending > 0 */
+    void *arg;
+    /* the task's number times RNC_TEAM_TASK plus its parts, in one word so
+       that a helper outside a task never reads the next task's fields */
+    unsigned task;              /* atomic */
+    unsigned born;              /* task when the newest helpers were made */
+    int pending;                /* parts not yet done (atomic) */
+    int sleepers;               /* helpers on `wake` or about to be (atomic) */
+    int resting;                /* released: sleep now (atomic) */
+    int blas_saved;             /* BLAS's thread count while claimed */
+} rnc_team = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+              PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+#define RNC_TEAM_TASK 32u /* > RNC_TEAM_MAX */
+
+RNC_INLINE void rnc_team_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+RNC_INLINE long long rnc_team_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Wait until the task counter leaves `seen`; returns its new value. */
+static unsigned rnc_team_wait_task(unsigned seen)
+{
+    unsigned task;
+    long long deadline = rnc_team_now_ns() + RNC_TEAM_SPIN_NS;
+    for (int i = 1;; i++) {
+        task = __atomic_load_n(&rnc_team.task, __ATOMIC_ACQUIRE);
+        if (task != seen) return task;
+        if (__atomic_load_n(&rnc_team.resting, __ATOMIC_RELAXED)) break;
+        if (i % 256 == 0) {
+            if (rnc_team_now_ns() > deadline) break;
+            sched_yield(); /* to a thread that needs this core, if any */
+        }
+        rnc_team_relax();
+    }
+    pthread_mutex_lock(&rnc_team.sleep_lock);
+    /* sleepers before the re-check, as the caller bumps task before reading
+       sleepers: one of the two sees the other (sequentially consistent) */
+    __atomic_add_fetch(&rnc_team.sleepers, 1, __ATOMIC_SEQ_CST);
+    while ((task = __atomic_load_n(&rnc_team.task, __ATOMIC_SEQ_CST)) == seen)
+        pthread_cond_wait(&rnc_team.wake, &rnc_team.sleep_lock);
+    __atomic_sub_fetch(&rnc_team.sleepers, 1, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&rnc_team.sleep_lock);
+    return task;
+}
+
+static void *rnc_team_helper(void *id)
+{
+    const int part = (int)(size_t)id;
+    /* not the task itself: it may have been posted before this thread ran
+       (the helper is one of its parts, so it waits until this one is done) */
+    unsigned seen = rnc_team.born;
+    for (;;) {
+        int parts;
+        seen = rnc_team_wait_task(seen);
+        parts = (int)(seen % RNC_TEAM_TASK);
+        if (part < parts) {
+            rnc_team.fn(rnc_team.arg, part, parts);
+            __atomic_sub_fetch(&rnc_team.pending, 1, __ATOMIC_RELEASE);
+        }
+    }
+    return NULL;
+}
+
+/* The child of a fork has only the thread that forked. */
+static void rnc_team_after_fork(void)
+{
+    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+    rnc_team.busy = m;
+    rnc_team.sleep_lock = m;
+    rnc_team.wake = c;
+    rnc_team.helpers = 0;
+    rnc_team.pending = 0;
+    rnc_team.sleepers = 0;
+}
+
+/* Make helpers up to `want` (caller holds `busy`); returns how many exist. */
+static int rnc_team_grow(int want)
+{
+    pthread_attr_t attr;
+    sigset_t all, old;
+    if (!rnc_team.atfork) {
+        if (pthread_atfork(NULL, NULL, rnc_team_after_fork) != 0) return 0;
+        rnc_team.atfork = 1;
+    }
+    if (pthread_attr_init(&attr) != 0) return rnc_team.helpers;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 1 << 20);
+    /* signals go to the process's other threads, never to a helper */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rnc_team.born = rnc_team.task;
+    while (rnc_team.helpers < want) {
+        pthread_t thread;
+        if (pthread_create(&thread, &attr, rnc_team_helper,
+                           (void *)(size_t)(rnc_team.helpers + 1)) != 0)
+            break;
+        rnc_team.helpers++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    return rnc_team.helpers;
+}
+
+/* The team for one call: the number of parts its work may be split into,
+   SciPy's BLAS thread count (at most the online CPUs and RNC_TEAM_MAX),
+   with BLAS set to one thread until rnc_team_release; 1 (no team) when BLAS
+   runs one thread, another call holds the team, or no helper thread can be
+   made. */
+RNC_UNUSED static int rnc_team_claim(void)
+{
+    int parts = rnc_blas_threads();
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus > 0 && parts > cpus) parts = (int)cpus;
+    if (parts < 2 || !rnc_blas_set || pthread_mutex_trylock(&rnc_team.busy) != 0)
+        return 1;
+    if (parts > RNC_TEAM_MAX) parts = RNC_TEAM_MAX;
+    if (rnc_team.helpers < parts - 1 && rnc_team_grow(parts - 1) < parts - 1)
+        parts = rnc_team.helpers + 1;
+    if (parts < 2) {
+        pthread_mutex_unlock(&rnc_team.busy);
+        return 1;
+    }
+    rnc_team.blas_saved = rnc_blas_get();
+    rnc_blas_set(1);
+    return parts;
+}
+
+/* Helper threads made so far (for the tests). */
+RNC_UNUSED static int rnc_team_helpers(void)
+{
+    return rnc_team.helpers;
+}
+
+/* The call that claimed `parts` is done with the team. */
+RNC_UNUSED static void rnc_team_release(int parts)
+{
+    if (parts < 2) return;
+    rnc_blas_set(rnc_team.blas_saved);
+    __atomic_store_n(&rnc_team.resting, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&rnc_team.busy);
+}
+
+/* fn(arg, p, parts) for every part p < parts, over the caller and the
+   helpers; parts is at most what rnc_team_claim returned to this call. */
+RNC_UNUSED static void rnc_team_split(int parts, rnc_team_fn fn, void *arg)
+{
+    if (parts < 2) {
+        fn(arg, 0, 1);
+        return;
+    }
+    rnc_team.fn = fn;
+    rnc_team.arg = arg;
+    __atomic_store_n(&rnc_team.pending, parts - 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&rnc_team.resting, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&rnc_team.task,
+                     (rnc_team.task / RNC_TEAM_TASK + 1) * RNC_TEAM_TASK + parts,
+                     __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&rnc_team.sleepers, __ATOMIC_SEQ_CST) > 0) {
+        pthread_mutex_lock(&rnc_team.sleep_lock);
+        pthread_cond_broadcast(&rnc_team.wake);
+        pthread_mutex_unlock(&rnc_team.sleep_lock);
+    }
+    fn(arg, 0, parts);
+    /* a helper may be waking from sleep, or share this core: yield now and
+       then instead of spinning through its time slice */
+    for (int i = 1; __atomic_load_n(&rnc_team.pending, __ATOMIC_ACQUIRE) > 0; i++) {
+        if (i % 1024 == 0) sched_yield();
+        else rnc_team_relax();
+    }
+}
+
+#else
+#define RNC_HAVE_TEAM 0
+
+typedef void (*rnc_team_fn)(void *arg, int part, int parts);
+
+RNC_UNUSED static int rnc_team_claim(void) { return 1; }
+RNC_UNUSED static int rnc_team_helpers(void) { return 0; }
+RNC_UNUSED static void rnc_team_release(int parts) { (void)parts; }
+RNC_UNUSED static void rnc_team_split(int parts, rnc_team_fn fn, void *arg)
+{
+    (void)parts;
+    fn(arg, 0, 1);
+}
+#endif
+
+#endif /* RNNCORE_TEAM_H */

@@ -1,0 +1,201 @@
+"""The team of helper threads (rnncore/_team.h) that shares a call's
+products when SciPy's BLAS may run several threads: the results match the
+float64 reference and the one-thread results, the team is really used,
+BLAS gets its thread count back, and calls from several threads at once and
+in a forked child still work."""
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import reference
+import rnncore
+from rnn_util import assert_close, make_problem, seed_for
+from rnncore import _parallel, _threads
+from test_blas_threads import blas_threads
+from test_kernel_shapes import np_backward, np_forward
+
+pytestmark = pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2, reason="the team needs two CPUs")
+
+# (T, B, D, H, C): per-step products of at least 2**19 multiply-adds, with
+# H a multiple of the packed panels: every one takes the team.  B = 8 is a
+# batch whose backward pass reads W_hh unpacked, on the caller alone.
+SHAPES = [(6, 40, 12, 128, 9), (4, 33, 7, 160, 5), (3, 8, 5, 256, 4)]
+CASES = [(shape, dtype, variant) for shape in SHAPES
+         for dtype in (np.float32, np.float64)
+         for variant in ("plain", "lengths", "h0")]
+
+
+def problem(shape, dtype, variant, mode="seq"):
+    rng = np.random.default_rng(seed_for(f"team {shape} {variant} {mode}"))
+    return make_problem(rng, *shape, dtype=dtype, mode=mode,
+                        with_lengths=variant == "lengths",
+                        with_h0=variant == "h0")
+
+
+def one_and_two_threads(fn):
+    with rnncore.threads(1):
+        one = fn()
+    with rnncore.threads(2):
+        two = fn()
+    return one, two
+
+
+def assert_same(one, two, dtype):
+    """Two threads against one: the products split by rows, so only BLAS's
+    blocking of the smaller row blocks may round differently."""
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("mode", ["seq", "last"])
+@pytest.mark.parametrize("shape,dtype,variant", CASES)
+def test_training_step(shape, dtype, variant, mode):
+    params, x, targets, kw = problem(shape, dtype, variant, mode)
+    one, two = one_and_two_threads(
+        lambda: rnncore.loss_and_grads(params, x, targets, **kw))
+    if shape == SHAPES[-1]:  # the loop-by-loop reference is slow on the others
+        loss, grads, _, _ = reference.loss_and_grads(params, x, targets, **kw)
+        assert_close(two[0], loss, dtype, name="loss")
+        for key, want in grads.items():
+            assert_close(two[1][key], want, dtype, name=key)
+    assert_same([one[0], *one[1].values(), one[2]],
+                [two[0], *two[1].values(), two[2]], dtype)
+
+
+@pytest.mark.parametrize("shape,dtype,variant", CASES)
+def test_forward_and_backward(shape, dtype, variant):
+    params, x, _, kw = problem(shape, dtype, variant)
+    W = params["W_xh"], params["W_hh"], params["b_h"]
+    h0, lengths = kw.get("h0"), kw.get("lengths")
+    rng = np.random.default_rng(seed_for(f"team dhs {shape}"))
+    dhs = rng.standard_normal((x.shape[0], x.shape[1], W[1].shape[0])).astype(dtype)
+
+    def run():
+        hs = rnncore.rnn_forward(x, *W, h0=h0, lengths=lengths)
+        return (hs, *rnncore.rnn_backward(dhs, hs, x, W[0], W[1], h0=h0,
+                                          lengths=lengths))
+
+    one, two = one_and_two_threads(run)
+    W64 = [w.astype(np.float64) for w in W]
+    h0_64 = None if h0 is None else h0.astype(np.float64)
+    lens = np.full(x.shape[1], x.shape[0]) if lengths is None else lengths
+    want_hs = np_forward(x.astype(np.float64), *W64, h0_64, lens)
+    assert_close(two[0], want_hs, dtype, name="hs")
+    want = np_backward(dhs.astype(np.float64), two[0].astype(np.float64),
+                       x.astype(np.float64), W64[0], W64[1], h0_64, lens)
+    for got, name in zip(two[1:], ("dx", "dh0", "dW_xh", "dW_hh", "db_h"),
+                         strict=True):
+        assert_close(got, want[name], dtype, name=name)
+    assert_same(one, two, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_model_forward_in_chunks(dtype):
+    """RNN.forward runs the recurrence chunk by chunk (the advance kernel)."""
+    model = rnncore.RNN(7, 128, 5, num_layers=2, dtype=np.dtype(dtype).name, seed=3)
+    x = np.random.default_rng(4).standard_normal((70, 40, 7)).astype(dtype)
+    one, two = one_and_two_threads(lambda: [model.forward(x)])
+    assert_same(one, two, dtype)
+
+
+TEAM_USE = """
+import numpy as np, rnncore
+from rnncore import _parallel, _threads
+rng = np.random.default_rng(0)
+x = rng.standard_normal((3, 8, 5)).astype(np.float32)
+W = [rng.uniform(-0.1, 0.1, s).astype(np.float32)
+     for s in ((256, 5), (256, 256), (256,))]
+with rnncore.threads(1):
+    rnncore.rnn_forward(x, *W)
+print(_parallel.helper_threads())
+with rnncore.threads(2):
+    rnncore.rnn_forward(x[:, :1], *W)  # one row per step: not worth a team
+print(_parallel.helper_threads())
+with rnncore.threads(2):
+    rnncore.rnn_forward(x, *W)
+print(_parallel.helper_threads())
+"""
+
+
+def test_team_is_used_only_where_it_pays():
+    blas = _threads.blas_library()
+    if blas is None or not blas.set_address:
+        pytest.skip("SciPy's BLAS thread count is not reachable here")
+    out = subprocess.run([sys.executable, "-c", TEAM_USE], capture_output=True,
+                         text=True, timeout=120, check=True).stdout.split()
+    assert out == ["0", "0", "1"]
+
+
+def test_blas_threads_come_back():
+    before = blas_threads()
+    params, x, targets, kw = problem(SHAPES[0], np.float32, "plain")
+    with rnncore.threads(2):
+        rnncore.loss_and_grads(params, x, targets, **kw)
+        assert set(blas_threads()) == {2}
+    assert blas_threads() == before
+
+
+def test_calls_from_several_threads():
+    params, x, targets, kw = problem(SHAPES[0], np.float32, "lengths")
+    with rnncore.threads(1):
+        want = rnncore.loss_and_grads(params, x, targets, **kw)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(5):
+                results.append(rnncore.loss_and_grads(params, x, targets, **kw))
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    before = blas_threads()
+    with rnncore.threads(2):
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads)
+    assert not errors
+    assert len(results) == 20
+    for got in results:
+        assert_same([want[0], *want[1].values()], [got[0], *got[1].values()],
+                    np.float32)
+    assert blas_threads() == before
+
+
+def _child_call(conn, params, x, targets, kw):
+    with rnncore.threads(2):
+        conn.send(rnncore.loss_and_grads(params, x, targets, **kw)[0])
+    conn.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="fork without exec is safe only on Linux")
+def test_after_fork():
+    """A child forked after the team ran makes a team of its own."""
+    params, x, targets, kw = problem(SHAPES[1], np.float64, "plain")
+    with rnncore.threads(2):
+        want = rnncore.loss_and_grads(params, x, targets, **kw)[0]
+    assert _parallel.helper_threads() >= 1
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child_call, args=(child, params, x, targets, kw))
+    proc.start()
+    try:
+        assert parent.poll(120), "the child's call did not finish"
+        got = parent.recv()
+    finally:
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()
+    assert proc.exitcode == 0
+    np.testing.assert_allclose(got, want, rtol=1e-12)
