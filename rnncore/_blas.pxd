@@ -6,14 +6,14 @@
 #     C = op(A)·op(B)   (row-major)   is computed as   Cᵀ = op(B)ᵀ·op(A)ᵀ,
 # i.e. the column-major routine with the operands swapped.
 from cython cimport floating
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from rnncore._parallel cimport blas_threads, team_split
 from rnncore._simd cimport (pack, packed_gemm, rnc_packed_len_f32, rnc_packed_len_f64,
                             rnc_split_part_f32, rnc_split_part_f64, rnc_split_step,
-                            small_gemm_acc, small_gemm_strided_acc, tanh_inplace,
-                            transpose)
+                            small_gemm_acc, small_gemm_strided_acc, tanh_backward,
+                            tanh_inplace, transpose)
 
 # The per-step product h·W (h: rows × H, W: H × H) runs in one of four
 # kernels, chosen once per call by step_kind (measured one product at a
@@ -66,6 +66,7 @@ ctypedef struct GemmTask:
     const void *a
     const void *b
     void *c
+    const void *bias
 
 
 cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
@@ -107,9 +108,13 @@ cdef inline void gemm_part(void *arg, int part, int parts) noexcept nogil:
     """Rows [m·part/parts, m·(part+1)/parts) of a GemmTask's C."""
     cdef GemmTask *g = <GemmTask *>arg
     cdef Py_ssize_t r0 = g.m * part // parts, r1 = g.m * (part + 1) // parts
-    cdef Py_ssize_t a0 = r0 if g.trans_a else r0 * g.lda
+    cdef Py_ssize_t a0 = r0 if g.trans_a else r0 * g.lda, r
+    cdef size_t item = sizeof(float) if g.single else sizeof(double)
     if r1 <= r0:
         return
+    if g.bias != NULL:
+        for r in range(r0, r1):
+            memcpy(<char *>g.c + r * g.ldc * item, g.bias, g.n * item)
     if g.single:
         gemm(g.trans_a, g.trans_b, r1 - r0, g.n, g.k, <float>g.alpha,
              <const float *>g.a + a0, g.lda, <const float *>g.b, g.ldb,
@@ -127,14 +132,25 @@ cdef inline void pgemm(int parts, bint trans_a, bint trans_b, Py_ssize_t m,
                        Py_ssize_t ldc) noexcept nogil:
     """gemm, split by rows of C over `parts` threads of the team the call
     holds (parts from claim_team; 1: gemm itself)."""
+    pgemm_bias(parts, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+               <const floating *>NULL, c, ldc)
+
+
+cdef inline void pgemm_bias(int parts, bint trans_a, bint trans_b, Py_ssize_t m,
+                            Py_ssize_t n, Py_ssize_t k, floating alpha,
+                            const floating *a, Py_ssize_t lda, const floating *b,
+                            Py_ssize_t ldb, floating beta, const floating *bias,
+                            floating *c, Py_ssize_t ldc) noexcept nogil:
+    """pgemm, with every row of C first set to bias (n,) unless bias is
+    NULL: each thread fills its own rows (beta applies after)."""
     cdef GemmTask g
-    if parts < 2 or m < parts or m * n * k < SPLIT_GEMM_MIN_FMAS:
-        gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-        return
     g.trans_a, g.trans_b, g.single = trans_a, trans_b, floating is float
     g.m, g.n, g.k, g.lda, g.ldb, g.ldc = m, n, k, lda, ldb, ldc
-    g.alpha, g.beta, g.a, g.b, g.c = alpha, beta, a, b, c
-    team_split(parts, gemm_part, &g)
+    g.alpha, g.beta, g.a, g.b, g.c, g.bias = alpha, beta, a, b, c, bias
+    if parts < 2 or m < parts or m * n * k < SPLIT_GEMM_MIN_FMAS:
+        gemm_part(&g, 0, 1)
+    else:
+        team_split(parts, gemm_part, &g)
 
 
 cdef inline Py_ssize_t packed_len(Py_ssize_t H, const floating *w) noexcept nogil:
@@ -197,11 +213,13 @@ cdef inline const floating *step_weights(StepKind kind, Py_ssize_t H,
 
 cdef inline void split_step(int parts, Py_ssize_t m, Py_ssize_t H,
                             const floating *a, const floating *w, bint accumulate,
-                            bint apply_tanh, floating *c) noexcept nogil:
-    """The packed per-step product over the team, by rows (_packed_gemm.h)."""
+                            bint apply_tanh, floating *c, floating *delta,
+                            const floating *h) noexcept nogil:
+    """The packed per-step product over the team, by rows, with tanh or a
+    tanh_backward into delta after it (rnc_split_step, _packed_gemm.h)."""
     cdef rnc_split_step s
     s.m, s.n, s.k, s.A, s.P, s.C = m, H, H, a, w, c
-    s.accumulate, s.apply_tanh = accumulate, apply_tanh
+    s.accumulate, s.apply_tanh, s.delta, s.h = accumulate, apply_tanh, delta, h
     if floating is float:
         team_split(parts, rnc_split_part_f32, &s)
     else:
@@ -216,7 +234,7 @@ cdef inline void step_gemm(StepKind kind, int parts, Py_ssize_t m, Py_ssize_t H,
     if kind == STEP_PACKED:
         packed_gemm(m, H, H, a, w, accumulate, c)
     elif kind == STEP_SPLIT:
-        split_step(parts, m, H, a, w, accumulate, False, c)
+        split_step(parts, m, H, a, w, accumulate, False, c, NULL, NULL)
     elif kind == STEP_SMALL:
         if not accumulate:
             memset(c, 0, m * H * sizeof(floating))
@@ -230,7 +248,21 @@ cdef inline void step_tanh(StepKind kind, int parts, Py_ssize_t m, Py_ssize_t H,
                            floating *c) noexcept nogil:
     """C <- tanh(C + A·W), the forward step (arguments as step_gemm)."""
     if kind == STEP_SPLIT:
-        split_step(parts, m, H, a, w, True, True, c)
+        split_step(parts, m, H, a, w, True, True, c, NULL, NULL)
     else:
         step_gemm(kind, parts, m, H, a, w, True, c)
         tanh_inplace(c, m * H)
+
+
+cdef inline void step_carry(StepKind kind, int parts, Py_ssize_t m, Py_ssize_t H,
+                            const floating *d, const floating *w, floating *carry,
+                            floating *d_prev, const floating *h_prev) noexcept nogil:
+    """The backward step: carry <- d·W (m×H, W from step_weights); then,
+    unless d_prev is NULL, the step before's d_prev <- (1 - h_prev²) ⊙
+    (d_prev + carry), which the team does for its own rows."""
+    if kind == STEP_SPLIT:
+        split_step(parts, m, H, d, w, False, False, carry, d_prev, h_prev)
+        return
+    step_gemm(kind, parts, m, H, d, w, False, carry)
+    if d_prev != NULL:
+        tanh_backward(d_prev, h_prev, carry, m * H)

@@ -3,11 +3,11 @@
 feats (N, H) are the hidden states the layer reads (every step's, or each
 sequence's last), W_hy (C, H), b_y (C,), logits (N, C).
 """
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 cimport cython
 from cython cimport floating
 
-from rnncore._blas cimport pgemm
+from rnncore._blas cimport pgemm, pgemm_bias
 from rnncore._softmax cimport softmax_ce_core
 
 
@@ -17,10 +17,7 @@ cdef void logits_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                       int parts) noexcept nogil:
     """logits = feats·W_hyᵀ + b_y: (N × H)·(H × C).  parts: of the team
     the call holds (rnncore/_parallel.pyx), 1 for none."""
-    cdef Py_ssize_t r
-    for r in range(N):
-        memcpy(logits + r * C, b_y, C * sizeof(floating))
-    pgemm(parts, False, True, N, C, H, 1, feats, H, W_hy, H, 1, logits, C)
+    pgemm_bias(parts, False, True, N, C, H, 1, feats, H, W_hy, H, 1, b_y, logits, C)
 
 
 cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
@@ -35,7 +32,7 @@ cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     cdef Py_ssize_t r, c
     cdef double loss
     logits_core(N, C, H, feats, W_hy, b_y, logits, parts)
-    loss = softmax_ce_core(N, C, logits, targets, ignore_index)  # -> dlogits
+    loss = softmax_ce_core(N, C, logits, targets, ignore_index, parts)  # -> dlogits
     # dW_hy = dlogitsᵀ·feats: (C × N)·(N × H);  db_y = Σ_rows dlogits
     pgemm(parts, True, False, C, H, N, 1, logits, C, feats, H, 0, dW_hy, H)
     memset(db_y, 0, C * sizeof(floating))

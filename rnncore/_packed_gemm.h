@@ -230,12 +230,16 @@ RNC_DEFINE_PACKED_GEMM_PLAIN(f64, double)
    thread reads are the rows of C it wrote at the step before, still in its
    own cache.  (Splitting B's columns instead made every thread read the
    other's half of A from the other core at every step: no faster than one
-   thread at B = 64, H = 256.)  Each part applies tanh to its own rows. */
+   thread at B = 64, H = 256.)  Each part applies tanh to its own rows; or,
+   in the backward pass, when `delta` is set, the step before's
+   delta <- (1 - h²) ⊙ (delta + C) (delta and h m×n, as C). */
 typedef struct {
     ptrdiff_t m, n, k;
     const void *A, *P;
     void *C;
     int accumulate, apply_tanh;
+    void *delta;
+    const void *h;
 } rnc_split_step;
 
 #define RNC_DEFINE_SPLIT_PART(SUF, T)                                         \
@@ -248,6 +252,10 @@ RNC_UNUSED static void rnc_split_part_##SUF(void *arg, int part, int parts)   \
     rnc_packed_gemm_##SUF(r1 - r0, s->n, s->k, (const T *)s->A + r0 * s->k,   \
                           (const T *)s->P, s->accumulate, C, s->n);           \
     if (s->apply_tanh) rnc_tanh_inplace_##SUF(C, (r1 - r0) * s->n);           \
+    if (s->delta)                                                             \
+        rnc_tanh_backward_##SUF((T *)s->delta + r0 * s->n,                    \
+                                (const T *)s->h + r0 * s->n, C,               \
+                                (r1 - r0) * s->n);                            \
 }
 RNC_DEFINE_SPLIT_PART(f32, float)
 RNC_DEFINE_SPLIT_PART(f64, double)

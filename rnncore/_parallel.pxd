@@ -1,6 +1,9 @@
 # The process's one team of helper threads (_team.h, compiled into
 # _parallel only) and SciPy's BLAS thread count, for the other modules.
 
+cdef enum:
+    TEAM_MAX_PARTS = 16  # RNC_TEAM_MAX: claim_team never returns more
+
 ctypedef void (*team_fn)(void *arg, int part, int parts) noexcept nogil
 
 cdef int blas_threads() noexcept nogil

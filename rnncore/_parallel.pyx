@@ -7,12 +7,18 @@ products split.
 """
 
 cdef extern from "_team.h" nogil:
+    enum: RNC_TEAM_MAX
     void rnc_set_blas_thread_functions(size_t get, size_t set)
     int rnc_blas_threads()
     int rnc_team_claim()
     void rnc_team_release(int parts)
     void rnc_team_split(int parts, team_fn fn, void *arg)
     int rnc_team_helpers()
+
+
+# the bound the other modules size their per-part arrays by
+if RNC_TEAM_MAX != TEAM_MAX_PARTS:
+    raise ImportError("rnncore/_parallel.pxd: TEAM_MAX_PARTS must equal RNC_TEAM_MAX")
 
 
 cdef int blas_threads() noexcept nogil:

@@ -12,8 +12,9 @@ from libc.string cimport memcpy, memset
 cimport cython
 from cython cimport floating
 
-from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, pgemm, step_gemm,
-                            step_kind, step_tanh, step_weights, wants_team)
+from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, pgemm, pgemm_bias,
+                            step_carry, step_gemm, step_kind, step_tanh,
+                            step_weights, wants_team)
 from rnncore._parallel cimport claim_team, release_team
 from rnncore._simd cimport (rnc_packed_len_f32, rnc_packed_len_f64, tanh_inplace,
                             tanh_backward)
@@ -24,10 +25,7 @@ cdef inline void project(int parts, Py_ssize_t rows, Py_ssize_t D, Py_ssize_t H,
                          const floating *b_h, floating *out) noexcept nogil:
     """out = x·W_xhᵀ + b_h for all rows (steps × batch) at once:
     (rows × D)·(D × H), one GEMM instead of one per step."""
-    cdef Py_ssize_t r
-    for r in range(rows):
-        memcpy(out + r * H, b_h, H * sizeof(floating))
-    pgemm(parts, False, True, rows, H, D, 1, x, D, W_xh, D, 1, out, H)
+    pgemm_bias(parts, False, True, rows, H, D, 1, x, D, W_xh, D, 1, b_h, out, H)
 
 
 cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
@@ -214,16 +212,22 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
             d_t = work + (t - t0) * BH
             h_t = hs + t * BH
             if lengths == NULL:
-                tanh_backward(d_t, h_t, dh0, BH)
-            else:
-                for b in range(B):
-                    if t >= lengths[b]:
-                        memset(d_t + b * H, 0, H * sizeof(floating))
-                        continue
-                    if dh_last != NULL and t == lengths[b] - 1:
-                        for i in range(H):
-                            d_t[b * H + i] += dh_last[b * H + i]
-                    tanh_backward(d_t + b * H, h_t + b * H, dh0 + b * H, H)
+                # the chunk's first δ here, the others with the carry before
+                if t == t1 - 1:
+                    tanh_backward(d_t, h_t, dh0, BH)
+                # ∂L/∂h_{t-1} += δ_t·W_hh: (B × H)·(H × H), then δ_{t-1}
+                step_carry(kind, parts, B, H, d_t, w, dh0,
+                           d_t - BH if t > t0 else NULL,
+                           h_t - BH if t > t0 else NULL)
+                continue
+            for b in range(B):
+                if t >= lengths[b]:
+                    memset(d_t + b * H, 0, H * sizeof(floating))
+                    continue
+                if dh_last != NULL and t == lengths[b] - 1:
+                    for i in range(H):
+                        d_t[b * H + i] += dh_last[b * H + i]
+                tanh_backward(d_t + b * H, h_t + b * H, dh0 + b * H, H)
             # carry to step t-1: ∂L/∂h_{t-1} += δ_t·W_hh: (B × H)·(H × H)
             step_gemm(kind, parts, B, H, d_t, w, False, dh0)
 

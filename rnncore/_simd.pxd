@@ -52,6 +52,8 @@ cdef extern from "_packed_gemm.h" nogil:
         const void *P
         void *C
         int accumulate, apply_tanh
+        void *delta
+        const void *h
     void rnc_split_part_f32(void *arg, int part, int parts)
     void rnc_split_part_f64(void *arg, int part, int parts)
 

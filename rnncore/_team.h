@@ -71,18 +71,26 @@ static struct {
     pthread_cond_t wake;
     int helpers;                /* helpers created */
     int atfork;                 /* pthread_atfork registered */
-    rnc_team_fn fn;             /* the task, valid while pending > 0 */
+    rnc_team_fn fn;             /* the task, valid while a part runs */
     void *arg;
     /* the task's number times RNC_TEAM_TASK plus its parts, in one word so
        that a helper outside a task never reads the next task's fields */
     unsigned task;              /* atomic */
     unsigned born;              /* task when the newest helpers were made */
-    int pending;                /* parts not yet done (atomic) */
+    /* the task's number times 2^16 plus a bit for each part taken (by a
+       helper, or by the caller when the helper had not started it) */
+    unsigned long long taken;   /* atomic */
+    int done;                   /* parts helpers have finished (atomic) */
     int sleepers;               /* helpers on `wake` or about to be (atomic) */
     int resting;                /* released: sleep now (atomic) */
     int blas_saved;             /* BLAS's thread count while claimed */
+    /* this claim so far: tasks split, and the caller's time on its own
+       parts and waiting for the helpers after them (see rnc_team_split) */
+    int tasks, alone;
+    long long own_ns, wait_ns;
 } rnc_team = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
-              PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+              PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+              0, 0, 0, 0, 0};
 #define RNC_TEAM_TASK 32u /* > RNC_TEAM_MAX */
 
 RNC_INLINE void rnc_team_relax(void)
@@ -127,6 +135,20 @@ static unsigned rnc_team_wait_task(unsigned seen)
     return task;
 }
 
+/* Take part `part` of task `task` (the task word): 0 if it is taken, or
+   the task is over. */
+static int rnc_team_take(unsigned task, int part)
+{
+    const unsigned long long bit = 1ull << part;
+    unsigned long long w = __atomic_load_n(&rnc_team.taken, __ATOMIC_ACQUIRE);
+    for (;;) {
+        if (w >> 16 != task || (w & bit)) return 0;
+        if (__atomic_compare_exchange_n(&rnc_team.taken, &w, w | bit, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return 1;
+    }
+}
+
 static void *rnc_team_helper(void *id)
 {
     const int part = (int)(size_t)id;
@@ -137,9 +159,9 @@ static void *rnc_team_helper(void *id)
         int parts;
         seen = rnc_team_wait_task(seen);
         parts = (int)(seen % RNC_TEAM_TASK);
-        if (part < parts) {
+        if (part < parts && rnc_team_take(seen, part)) {
             rnc_team.fn(rnc_team.arg, part, parts);
-            __atomic_sub_fetch(&rnc_team.pending, 1, __ATOMIC_RELEASE);
+            __atomic_add_fetch(&rnc_team.done, 1, __ATOMIC_RELEASE);
         }
     }
     return NULL;
@@ -154,7 +176,7 @@ static void rnc_team_after_fork(void)
     rnc_team.sleep_lock = m;
     rnc_team.wake = c;
     rnc_team.helpers = 0;
-    rnc_team.pending = 0;
+    rnc_team.done = 0;
     rnc_team.sleepers = 0;
 }
 
@@ -207,6 +229,8 @@ RNC_UNUSED static int rnc_team_claim(void)
     }
     rnc_team.blas_saved = rnc_blas_get();
     rnc_blas_set(1);
+    rnc_team.tasks = rnc_team.alone = 0;
+    rnc_team.own_ns = rnc_team.wait_ns = 0;
     return parts;
 }
 
@@ -226,31 +250,61 @@ RNC_UNUSED static void rnc_team_release(int parts)
 }
 
 /* fn(arg, p, parts) for every part p < parts, over the caller and the
-   helpers; parts is at most what rnc_team_claim returned to this call. */
+   helpers; parts is at most what rnc_team_claim returned to this call.
+
+   A helper that shares its core with another busy thread (typically a BLAS
+   thread of another library, or of SciPy's BLAS before this call, spinning
+   while it waits for work) runs only now and then.  So a part is run by
+   whoever takes it first: the caller, after its own, takes the parts no
+   helper has started and waits only for those that have; the helper
+   rejoins once the core is free (an idle BLAS thread stops spinning about
+   0.1 s after its last product, and BLAS stays at one thread while the
+   call holds the team).  A call whose helpers keep it waiting longer than
+   its own parts took (a helper interrupted in the middle of a part) goes
+   on alone.  The first task of a claim, which may wake the helpers, is
+   not counted. */
 RNC_UNUSED static void rnc_team_split(int parts, rnc_team_fn fn, void *arg)
 {
-    if (parts < 2) {
+    long long t0, t1;
+    unsigned task;
+    int mine = 1;
+    if (parts < 2 || rnc_team.alone) {
         fn(arg, 0, 1);
         return;
     }
+    task = (rnc_team.task / RNC_TEAM_TASK + 1) * RNC_TEAM_TASK + (unsigned)parts;
     rnc_team.fn = fn;
     rnc_team.arg = arg;
-    __atomic_store_n(&rnc_team.pending, parts - 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&rnc_team.done, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&rnc_team.taken, ((unsigned long long)task << 16) | 1u,
+                     __ATOMIC_RELAXED);
     __atomic_store_n(&rnc_team.resting, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&rnc_team.task,
-                     (rnc_team.task / RNC_TEAM_TASK + 1) * RNC_TEAM_TASK + parts,
-                     __ATOMIC_SEQ_CST);
+    __atomic_store_n(&rnc_team.task, task, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&rnc_team.sleepers, __ATOMIC_SEQ_CST) > 0) {
         pthread_mutex_lock(&rnc_team.sleep_lock);
         pthread_cond_broadcast(&rnc_team.wake);
         pthread_mutex_unlock(&rnc_team.sleep_lock);
     }
+    t0 = rnc_team_now_ns();
     fn(arg, 0, parts);
-    /* a helper may be waking from sleep, or share this core: yield now and
-       then instead of spinning through its time slice */
-    for (int i = 1; __atomic_load_n(&rnc_team.pending, __ATOMIC_ACQUIRE) > 0; i++) {
+    for (int p = 1; p < parts; p++)
+        if (rnc_team_take(task, p)) {
+            fn(arg, p, parts);
+            mine++;
+        }
+    t1 = rnc_team_now_ns();
+    /* yield now and then: a helper may share this core */
+    for (int i = 1; __atomic_load_n(&rnc_team.done, __ATOMIC_ACQUIRE) < parts - mine;
+         i++) {
         if (i % 1024 == 0) sched_yield();
         else rnc_team_relax();
+    }
+    if (rnc_team.tasks++ == 0) return;
+    rnc_team.own_ns += t1 - t0;
+    rnc_team.wait_ns += rnc_team_now_ns() - t1;
+    if (rnc_team.wait_ns > rnc_team.own_ns) {
+        rnc_team.alone = 1;
+        __atomic_store_n(&rnc_team.resting, 1, __ATOMIC_RELAXED);
     }
 }
 

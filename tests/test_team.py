@@ -25,8 +25,10 @@ pytestmark = pytest.mark.skipif(
 
 # (T, B, D, H, C): per-step products of at least 2**19 multiply-adds, with
 # H a multiple of the packed panels: every one takes the team.  B = 8 is a
-# batch whose backward pass reads W_hh unpacked, on the caller alone.
-SHAPES = [(6, 40, 12, 128, 9), (4, 33, 7, 160, 5), (3, 8, 5, 256, 4)]
+# batch whose backward pass reads W_hh unpacked, on the caller alone; the
+# first has enough logits (T·B·C >= 2**15) for the team to share the
+# softmax.
+SHAPES = [(20, 40, 12, 128, 50), (4, 33, 7, 160, 5), (3, 8, 5, 256, 4)]
 CASES = [(shape, dtype, variant) for shape in SHAPES
          for dtype in (np.float32, np.float64)
          for variant in ("plain", "lengths", "h0")]
@@ -199,3 +201,27 @@ def test_after_fork():
             proc.kill()
     assert proc.exitcode == 0
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+HOG = "while True: pass"
+
+
+def test_correct_while_the_cores_are_busy():
+    """With every core busy, the helpers run only now and then: the caller
+    takes the parts they have not started, or goes on alone."""
+    params, x, targets, kw = problem(SHAPES[0], np.float32, "plain")
+    with rnncore.threads(1):
+        want = rnncore.loss_and_grads(params, x, targets, **kw)
+    hogs = [subprocess.Popen([sys.executable, "-c", HOG])
+            for _ in range(os.cpu_count() or 2)]
+    try:
+        with rnncore.threads(2):
+            got = [rnncore.loss_and_grads(params, x, targets, **kw)
+                   for _ in range(20)]
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    for g in got:
+        assert_same([want[0], *want[1].values()], [g[0], *g[1].values()],
+                    np.float32)
