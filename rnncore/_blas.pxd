@@ -130,8 +130,9 @@ cdef inline void pgemm(int parts, bint trans_a, bint trans_b, Py_ssize_t m,
                        const floating *a, Py_ssize_t lda, const floating *b,
                        Py_ssize_t ldb, floating beta, floating *c,
                        Py_ssize_t ldc) noexcept nogil:
-    """gemm, split by rows of C over `parts` threads of the team the call
-    holds (parts from claim_team; 1: gemm itself)."""
+    """gemm, split by rows of C into |parts| (from claim_team: over the
+    team when positive, one by one on this thread when negative; 1: gemm
+    itself)."""
     pgemm_bias(parts, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
                <const floating *>NULL, c, ldc)
 
@@ -147,7 +148,7 @@ cdef inline void pgemm_bias(int parts, bint trans_a, bint trans_b, Py_ssize_t m,
     g.trans_a, g.trans_b, g.single = trans_a, trans_b, floating is float
     g.m, g.n, g.k, g.lda, g.ldb, g.ldc = m, n, k, lda, ldb, ldc
     g.alpha, g.beta, g.a, g.b, g.c, g.bias = alpha, beta, a, b, c, bias
-    if parts < 2 or m < parts or m * n * k < SPLIT_GEMM_MIN_FMAS:
+    if abs(parts) < 2 or m < abs(parts) or m * n * k < SPLIT_GEMM_MIN_FMAS:
         gemm_part(&g, 0, 1)
     else:
         team_split(parts, gemm_part, &g)
@@ -184,7 +185,7 @@ cdef inline StepKind step_kind(Py_ssize_t m, Py_ssize_t H, const floating *buf,
     of buf_len elements for W's copy and the parts of the team the call
     holds (see above)."""
     cdef bint packed = packs(H, buf, buf_len)
-    if packed and parts > 1:
+    if packed and abs(parts) > 1:
         return STEP_SPLIT
     if m <= SMALL_GEMM_MAX_ROWS:
         if packed and m * H >= PACKED_MIN_ROW_ELEMENTS:

@@ -1,8 +1,10 @@
 """The team of helper threads that shares a call's products (_team.h).
 
 A call that splits its work claims the team once (claim_team returns the
-number of parts, 1 for none), passes that number down to its kernels, and
-releases it when done.  See _team.h for why, and rnncore/_blas.pxd for which
+number of parts: positive, over the team; negative, the same parts run one
+by one on the calling thread, when another call holds the team; 1 for no
+split), passes that number down to its kernels, and releases it when
+done.  See _team.h for why, and rnncore/_blas.pxd for which
 products split.
 """
 
@@ -27,7 +29,8 @@ cdef int blas_threads() noexcept nogil:
 
 
 cdef int claim_team() noexcept nogil:
-    """Parts for this call's work (>= 1); release_team(parts) when done."""
+    """Parts for this call's work (see above); release_team(parts) when
+    done."""
     return rnc_team_claim()
 
 
@@ -36,7 +39,7 @@ cdef void release_team(int parts) noexcept nogil:
 
 
 cdef void team_split(int parts, team_fn fn, void *arg) noexcept nogil:
-    """fn(arg, p, parts) for p < parts, parts at most what claim_team gave."""
+    """fn(arg, p, |parts|) for p < |parts|, parts from claim_team."""
     rnc_team_split(parts, fn, arg)
 
 

@@ -76,14 +76,15 @@ cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, floating *z,
     if valid == 0:
         memset(z, 0, N * C * sizeof(floating))
         return 0.0
-    if parts < 2 or N < parts or N * C < SPLIT_SOFTMAX_MIN_ELEMENTS:
+    if abs(parts) < 2 or N < abs(parts) or N * C < SPLIT_SOFTMAX_MIN_ELEMENTS:
         parts = 1
+    parts = max(-TEAM_MAX_PARTS, min(parts, TEAM_MAX_PARTS))
     task.N, task.C, task.ignore_index, task.z, task.targets = (
         N, C, ignore_index, z, targets)
     # the scale rounded to the dtype, as ce_rows applies it
     task.scale, task.single = <floating>(1.0 / valid), floating is float
-    team_split(min(parts, TEAM_MAX_PARTS), ce_part, &task)
-    for p in range(min(parts, TEAM_MAX_PARTS)):
+    team_split(parts, ce_part, &task)
+    for p in range(abs(parts)):
         loss += task.loss[p]
     return loss / valid
 

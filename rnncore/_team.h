@@ -34,12 +34,21 @@
 
 #include "_simd.h"
 
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
+#define RNC_HAVE_TEAM 1
+#else
+#define RNC_HAVE_TEAM 0
+#endif
+
 /* SciPy's BLAS thread count, read and set through the addresses of its
    openblas_get_num_threads and openblas_set_num_threads, which the Python
    side passes once it has found them (rnncore/_threads.py); 1 while
-   unknown. */
+   unknown.  While a call holds the team and has set BLAS to one thread,
+   rnc_blas_threads() reports the count it found (rnc_blas_lowered), so that
+   the calls beside it split their work the same way. */
 static int (*rnc_blas_get)(void) = 0;
 static void (*rnc_blas_set)(int) = 0;
+static int rnc_blas_lowered = 0; /* atomic; set before BLAS is lowered */
 RNC_UNUSED static void rnc_set_blas_thread_functions(size_t get, size_t set)
 {
     rnc_blas_get = (int (*)(void))get;
@@ -47,11 +56,19 @@ RNC_UNUSED static void rnc_set_blas_thread_functions(size_t get, size_t set)
 }
 RNC_UNUSED static int rnc_blas_threads(void)
 {
+#if RNC_HAVE_TEAM
+    int n, lowered = __atomic_load_n(&rnc_blas_lowered, __ATOMIC_SEQ_CST);
+    if (lowered) return lowered;
+    n = rnc_blas_get ? rnc_blas_get() : 1;
+    /* a count of 1 read just after a claim lowered it */
+    lowered = __atomic_load_n(&rnc_blas_lowered, __ATOMIC_SEQ_CST);
+    return lowered ? lowered : n;
+#else
     return rnc_blas_get ? rnc_blas_get() : 1;
+#endif
 }
 
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32)
-#define RNC_HAVE_TEAM 1
+#if RNC_HAVE_TEAM
 
 #include <pthread.h>
 #include <sched.h>
@@ -86,12 +103,16 @@ static struct {
     int blas_saved;             /* BLAS's thread count while claimed */
     /* this claim so far: tasks split, and the caller's time on its own
        parts and waiting for the helpers after them (see rnc_team_split) */
-    int tasks, alone;
-    long long own_ns, wait_ns;
+    int tasks, alone, missed;   /* missed: tasks in a row no helper joined */
+    long long own_ns, wait_ns, missed_ns;
 } rnc_team = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
               PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
               0, 0, 0, 0, 0};
 #define RNC_TEAM_TASK 32u /* > RNC_TEAM_MAX */
+/* RNC_TEAM_MISSES short tasks in a row (under RNC_TEAM_SHORT_NS each) that
+   no helper joined end the team for the call (see rnc_team_split). */
+#define RNC_TEAM_MISSES 8
+#define RNC_TEAM_SHORT_NS 200000
 
 RNC_INLINE void rnc_team_relax(void)
 {
@@ -177,6 +198,7 @@ static void rnc_team_after_fork(void)
     rnc_team.wake = c;
     rnc_team.helpers = 0;
     rnc_team.done = 0;
+    rnc_blas_lowered = 0;
     rnc_team.sleepers = 0;
 }
 
@@ -208,29 +230,30 @@ static int rnc_team_grow(int want)
     return rnc_team.helpers;
 }
 
-/* The team for one call: the number of parts its work may be split into,
+/* The team for one call: the number of parts its work is split into,
    SciPy's BLAS thread count (at most the online CPUs and RNC_TEAM_MAX),
-   with BLAS set to one thread until rnc_team_release; 1 (no team) when BLAS
-   runs one thread, another call holds the team, or no helper thread can be
-   made. */
+   with BLAS set to one thread until rnc_team_release; 1 when BLAS runs one
+   thread.  Minus that number when another call holds the team or no helper
+   thread can be made: the call splits its work the same way but runs
+   every part itself, so that its results do not depend on which call got
+   the team. */
 RNC_UNUSED static int rnc_team_claim(void)
 {
     int parts = rnc_blas_threads();
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (cpus > 0 && parts > cpus) parts = (int)cpus;
-    if (parts < 2 || !rnc_blas_set || pthread_mutex_trylock(&rnc_team.busy) != 0)
-        return 1;
     if (parts > RNC_TEAM_MAX) parts = RNC_TEAM_MAX;
-    if (rnc_team.helpers < parts - 1 && rnc_team_grow(parts - 1) < parts - 1)
-        parts = rnc_team.helpers + 1;
-    if (parts < 2) {
+    if (parts < 2 || !rnc_blas_set) return 1;
+    if (pthread_mutex_trylock(&rnc_team.busy) != 0) return -parts;
+    if (rnc_team.helpers < parts - 1 && rnc_team_grow(parts - 1) < parts - 1) {
         pthread_mutex_unlock(&rnc_team.busy);
-        return 1;
+        return -parts;
     }
     rnc_team.blas_saved = rnc_blas_get();
+    __atomic_store_n(&rnc_blas_lowered, rnc_team.blas_saved, __ATOMIC_SEQ_CST);
     rnc_blas_set(1);
-    rnc_team.tasks = rnc_team.alone = 0;
-    rnc_team.own_ns = rnc_team.wait_ns = 0;
+    rnc_team.tasks = rnc_team.alone = rnc_team.missed = 0;
+    rnc_team.own_ns = rnc_team.wait_ns = rnc_team.missed_ns = 0;
     return parts;
 }
 
@@ -245,12 +268,14 @@ RNC_UNUSED static void rnc_team_release(int parts)
 {
     if (parts < 2) return;
     rnc_blas_set(rnc_team.blas_saved);
+    __atomic_store_n(&rnc_blas_lowered, 0, __ATOMIC_SEQ_CST);
     __atomic_store_n(&rnc_team.resting, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&rnc_team.busy);
 }
 
-/* fn(arg, p, parts) for every part p < parts, over the caller and the
-   helpers; parts is at most what rnc_team_claim returned to this call.
+/* fn(arg, p, |parts|) for every part p < |parts|, over the caller and the
+   helpers; parts is what rnc_team_claim returned to this call (negative:
+   the caller runs every part).
 
    A helper that shares its core with another busy thread (typically a BLAS
    thread of another library, or of SciPy's BLAS before this call, spinning
@@ -259,16 +284,23 @@ RNC_UNUSED static void rnc_team_release(int parts)
    helper has started and waits only for those that have; the helper
    rejoins once the core is free (an idle BLAS thread stops spinning about
    0.1 s after its last product, and BLAS stays at one thread while the
-   call holds the team).  A call whose helpers keep it waiting longer than
-   its own parts took (a helper interrupted in the middle of a part) goes
-   on alone.  The first task of a claim, which may wake the helpers, is
-   not counted. */
+   call holds the team).  A call goes on alone when its helpers keep it
+   waiting longer than its own parts took (a helper interrupted in the
+   middle of a part), or miss RNC_TEAM_MISSES short tasks in a row: there
+   the posting and the helpers' spinning cost more than waiting for them
+   gains.  The first task of a claim, which may wake the helpers, is not
+   counted. */
 RNC_UNUSED static void rnc_team_split(int parts, rnc_team_fn fn, void *arg)
 {
     long long t0, t1;
     unsigned task;
     int mine = 1;
-    if (parts < 2 || rnc_team.alone) {
+    if (parts < 0 || rnc_team.alone) { /* the same parts, one by one */
+        if (parts < 0) parts = -parts;
+        for (int p = 0; p < parts; p++) fn(arg, p, parts);
+        return;
+    }
+    if (parts < 2) {
         fn(arg, 0, 1);
         return;
     }
@@ -302,14 +334,22 @@ RNC_UNUSED static void rnc_team_split(int parts, rnc_team_fn fn, void *arg)
     if (rnc_team.tasks++ == 0) return;
     rnc_team.own_ns += t1 - t0;
     rnc_team.wait_ns += rnc_team_now_ns() - t1;
-    if (rnc_team.wait_ns > rnc_team.own_ns) {
+    if (mine == parts) {
+        rnc_team.missed++;
+        rnc_team.missed_ns += t1 - t0;
+    } else {
+        rnc_team.missed = 0;
+        rnc_team.missed_ns = 0;
+    }
+    if (rnc_team.wait_ns > rnc_team.own_ns
+        || (rnc_team.missed >= RNC_TEAM_MISSES
+            && rnc_team.missed_ns < rnc_team.missed * RNC_TEAM_SHORT_NS)) {
         rnc_team.alone = 1;
         __atomic_store_n(&rnc_team.resting, 1, __ATOMIC_RELAXED);
     }
 }
 
 #else
-#define RNC_HAVE_TEAM 0
 
 typedef void (*rnc_team_fn)(void *arg, int part, int parts);
 
@@ -318,8 +358,9 @@ RNC_UNUSED static int rnc_team_helpers(void) { return 0; }
 RNC_UNUSED static void rnc_team_release(int parts) { (void)parts; }
 RNC_UNUSED static void rnc_team_split(int parts, rnc_team_fn fn, void *arg)
 {
-    (void)parts;
-    fn(arg, 0, 1);
+    if (parts < 0) parts = -parts;
+    if (parts < 1) parts = 1;
+    for (int p = 0; p < parts; p++) fn(arg, p, parts);
 }
 #endif
 
