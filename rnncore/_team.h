@@ -239,8 +239,13 @@ static int rnc_team_grow(int want)
    the team. */
 RNC_UNUSED static int rnc_team_claim(void)
 {
+    static long online = 0; /* looked up once: glibc reads a file for it */
+    long cpus = __atomic_load_n(&online, __ATOMIC_RELAXED);
     int parts = rnc_blas_threads();
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus == 0) {
+        cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        __atomic_store_n(&online, cpus, __ATOMIC_RELAXED);
+    }
     if (cpus > 0 && parts > cpus) parts = (int)cpus;
     if (parts > RNC_TEAM_MAX) parts = RNC_TEAM_MAX;
     if (parts < 2 || !rnc_blas_set) return 1;
