@@ -179,6 +179,14 @@ cdef inline bint wants_team(Py_ssize_t m, Py_ssize_t H, const floating *buf,
             and blas_threads() > 1)
 
 
+cdef inline bint wants_team_for_gemm(Py_ssize_t m, Py_ssize_t n,
+                                     Py_ssize_t k) noexcept nogil:
+    """Whether a call made of one large product (the output layer) should
+    claim the team: then the product is shared by rows and SciPy's BLAS
+    does not wake its threads, which would then spin into the next call."""
+    return m >= 2 and m * n * k >= SPLIT_STEP_MIN_FMAS and blas_threads() > 1
+
+
 cdef inline StepKind step_kind(Py_ssize_t m, Py_ssize_t H, const floating *buf,
                                Py_ssize_t buf_len, int parts) noexcept nogil:
     """The kernel for a call's per-step products of m rows, given a buffer

@@ -7,7 +7,8 @@ from libc.string cimport memset
 cimport cython
 from cython cimport floating
 
-from rnncore._blas cimport pgemm, pgemm_bias
+from rnncore._blas cimport pgemm, pgemm_bias, wants_team_for_gemm
+from rnncore._parallel cimport claim_team, release_team
 from rnncore._softmax cimport softmax_ce_core
 
 
@@ -56,8 +57,12 @@ def logits(const floating[:, ::1] feats not None,
            floating[:, ::1] out not None):
     """out = feats·W_hyᵀ + b_y"""
     cdef Py_ssize_t N = feats.shape[0], H = feats.shape[1], C = W_hy.shape[0]
+    cdef int parts = 1
     with nogil:
-        logits_core(N, C, H, &feats[0, 0], &W_hy[0, 0], &b_y[0], &out[0, 0], 1)
+        if wants_team_for_gemm(N, C, H):
+            parts = claim_team()
+        logits_core(N, C, H, &feats[0, 0], &W_hy[0, 0], &b_y[0], &out[0, 0], parts)
+        release_team(parts)
 
 
 @cython.boundscheck(False)
@@ -70,8 +75,12 @@ def loss_grads(const floating[:, ::1] feats not None,
     """Returns the mean loss; writes dW_hy, db_y, dfeats (logits: workspace)."""
     cdef Py_ssize_t N = feats.shape[0], H = feats.shape[1], C = W_hy.shape[0]
     cdef double loss
+    cdef int parts = 1
     with nogil:
+        if wants_team_for_gemm(N, C, H):
+            parts = claim_team()
         loss = loss_grads_core(N, C, H, &feats[0, 0], &targets[0], ignore_index,
                                &W_hy[0, 0], &b_y[0], &logits[0, 0], &dW_hy[0, 0],
-                               &db_y[0], &dfeats[0, 0], 1)
+                               &db_y[0], &dfeats[0, 0], parts)
+        release_team(parts)
     return loss

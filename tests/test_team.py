@@ -15,7 +15,7 @@ import pytest
 
 import reference
 import rnncore
-from rnn_util import assert_close, make_problem, seed_for
+from rnn_util import assert_close, make_problem, run_python, seed_for
 from rnncore import _parallel, _threads
 from test_blas_threads import blas_threads
 from test_kernel_shapes import np_backward, np_forward
@@ -127,13 +127,30 @@ print(_parallel.helper_threads())
 """
 
 
-def test_team_is_used_only_where_it_pays():
+@pytest.mark.parametrize("mode", ["seq", "last"])
+def test_model_training_step(mode):
+    """RNN.loss_and_grads takes the output layer's gradients in a call of
+    its own (which takes the team too)."""
+    model = rnncore.RNN(7, 128, 40, num_layers=2, seed=5)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((30, 40, 7)).astype(np.float32)
+    targets = rng.integers(0, 40, (30, 40) if mode == "seq" else 40)
+
+    def run():
+        loss, grads = model.loss_and_grads(x, targets, mode=mode)[:2]
+        return [loss, *(grads[k] for k in sorted(grads))]
+
+    one, two = one_and_two_threads(run)
+    assert_same(one, two, np.float32)
+
+
+def test_team_is_used_only_where_it_pays(tmp_path):
     blas = _threads.blas_library()
     if blas is None or not blas.set_address:
         pytest.skip("SciPy's BLAS thread count is not reachable here")
-    out = subprocess.run([sys.executable, "-c", TEAM_USE], capture_output=True,
-                         text=True, timeout=120, check=True).stdout.split()
-    assert out == ["0", "0", "1"]
+    result = run_python(["-c", TEAM_USE], cwd=tmp_path, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "0", "1"]
 
 
 def test_blas_threads_come_back():
