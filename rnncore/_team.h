@@ -173,8 +173,8 @@ static int rnc_team_take(unsigned task, int part)
 static void *rnc_team_helper(void *id)
 {
     const int part = (int)(size_t)id;
-    /* not the task itself: it may have been posted before this thread ran
-       (the helper is one of its parts, so it waits until this one is done) */
+    /* the task word from before this thread was made, not the current one:
+       the first task may have been posted before this thread ran */
     unsigned seen = rnc_team.born;
     for (;;) {
         int parts;
