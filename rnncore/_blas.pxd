@@ -9,7 +9,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
-from rnncore._parallel cimport blas_threads, team_split
+from rnncore._parallel cimport blas_threads, claim_team, team_split
 from rnncore._simd cimport (pack, packed_gemm, rnc_packed_len_f32, rnc_packed_len_f64,
                             rnc_split_part_f32, rnc_split_part_f64, rnc_split_step,
                             small_gemm_acc, small_gemm_strided_acc, tanh_backward,
@@ -20,7 +20,7 @@ from rnncore._simd cimport (pack, packed_gemm, rnc_packed_len_f32, rnc_packed_le
 # time, float32, one thread: benchmarks/step_product.c, table in
 # docs/performance-notes.md):
 # - in a call that holds the team of helper threads (rnncore/_parallel.pyx:
-#   wants_team), the packed kernel shared by the team, each thread a share
+#   team_for_steps), the packed kernel shared by the team, each thread a share
 #   of the rows;
 # - _packed_gemm.h on W packed once per call: 1.2-1.4x faster than SciPy's
 #   OpenBLAS (which repacks W at every step) and than the small kernel, from
@@ -170,21 +170,24 @@ cdef inline bint packs(Py_ssize_t H, const floating *buf,
     return H >= PACKED_MIN_H and buf_len >= plen and 8 * plen <= 9 * H * H
 
 
-cdef inline bint wants_team(Py_ssize_t m, Py_ssize_t H, const floating *buf,
-                            Py_ssize_t buf_len) noexcept nogil:
-    """Whether a call with per-step products of m rows should claim the
-    team (rnncore/_parallel.pyx), given the buffer its forward steps pack W
-    into.  The team splits each step's rows: one row is not worth it."""
-    return (m >= 2 and m * H * H >= SPLIT_STEP_MIN_FMAS and packs(H, buf, buf_len)
-            and blas_threads() > 1)
+cdef inline int team_for_product(Py_ssize_t m, Py_ssize_t n,
+                                 Py_ssize_t k) noexcept nogil:
+    """The parts for a call whose products have m rows and m·n·k
+    multiply-adds (the per-step product, or the output layer's): the team
+    claimed (claim_team; release_team(parts) when done) when BLAS may run
+    several threads and the product is worth sharing by rows, else 1.  A
+    call of the output layer alone takes it too, so that SciPy's BLAS does
+    not wake its threads, which would then spin into the next call."""
+    if m >= 2 and m * n * k >= SPLIT_STEP_MIN_FMAS and blas_threads() > 1:
+        return claim_team()
+    return 1
 
 
-cdef inline bint wants_team_for_gemm(Py_ssize_t m, Py_ssize_t n,
-                                     Py_ssize_t k) noexcept nogil:
-    """Whether a call made of one large product (the output layer) should
-    claim the team: then the product is shared by rows and SciPy's BLAS
-    does not wake its threads, which would then spin into the next call."""
-    return m >= 2 and m * n * k >= SPLIT_STEP_MIN_FMAS and blas_threads() > 1
+cdef inline int team_for_steps(Py_ssize_t m, Py_ssize_t H, const floating *buf,
+                               Py_ssize_t buf_len) noexcept nogil:
+    """team_for_product for per-step products of m rows, given the buffer
+    the forward steps pack W into: only packed steps are shared."""
+    return team_for_product(m, H, H) if packs(H, buf, buf_len) else 1
 
 
 cdef inline StepKind step_kind(Py_ssize_t m, Py_ssize_t H, const floating *buf,

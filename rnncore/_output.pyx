@@ -7,8 +7,8 @@ from libc.string cimport memset
 cimport cython
 from cython cimport floating
 
-from rnncore._blas cimport pgemm, pgemm_bias, wants_team_for_gemm
-from rnncore._parallel cimport claim_team, release_team
+from rnncore._blas cimport pgemm, pgemm_bias, team_for_product
+from rnncore._parallel cimport release_team
 from rnncore._softmax cimport softmax_ce_core
 
 
@@ -57,10 +57,9 @@ def logits(const floating[:, ::1] feats not None,
            floating[:, ::1] out not None):
     """out = feats·W_hyᵀ + b_y"""
     cdef Py_ssize_t N = feats.shape[0], H = feats.shape[1], C = W_hy.shape[0]
-    cdef int parts = 1
+    cdef int parts
     with nogil:
-        if wants_team_for_gemm(N, C, H):
-            parts = claim_team()
+        parts = team_for_product(N, C, H)
         logits_core(N, C, H, &feats[0, 0], &W_hy[0, 0], &b_y[0], &out[0, 0], parts)
         release_team(parts)
 
@@ -75,10 +74,9 @@ def loss_grads(const floating[:, ::1] feats not None,
     """Returns the mean loss; writes dW_hy, db_y, dfeats (logits: workspace)."""
     cdef Py_ssize_t N = feats.shape[0], H = feats.shape[1], C = W_hy.shape[0]
     cdef double loss
-    cdef int parts = 1
+    cdef int parts
     with nogil:
-        if wants_team_for_gemm(N, C, H):
-            parts = claim_team()
+        parts = team_for_product(N, C, H)
         loss = loss_grads_core(N, C, H, &feats[0, 0], &targets[0], ignore_index,
                                &W_hy[0, 0], &b_y[0], &logits[0, 0], &dW_hy[0, 0],
                                &db_y[0], &dfeats[0, 0], parts)

@@ -14,8 +14,8 @@ from cython cimport floating
 
 from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, pgemm, pgemm_bias,
                             step_carry, step_gemm, step_kind, step_tanh,
-                            step_weights, wants_team)
-from rnncore._parallel cimport claim_team, release_team
+                            step_weights, team_for_steps)
+from rnncore._parallel cimport release_team
 from rnncore._simd cimport (rnc_packed_len_f32, rnc_packed_len_f64, tanh_inplace,
                             tanh_backward)
 
@@ -281,11 +281,10 @@ def forward(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
     cdef Py_ssize_t H = W_hh.shape[0]
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
-    cdef int parts = 1
+    cdef int parts
     check_wbuf(wbuf, H)
     with nogil:
-        if wants_team(B, H, &wbuf[0], wbuf.shape[0]):
-            parts = claim_team()
+        parts = team_for_steps(B, H, &wbuf[0], wbuf.shape[0])
         forward_core(T, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0],
                      &b_h[0], h0_p, len_p, &wbuf[0], wbuf.shape[0], &hs[0, 0, 0],
                      parts)
@@ -302,11 +301,10 @@ def advance(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
     cdef Py_ssize_t K = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0]
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
-    cdef int parts = 1
+    cdef int parts
     check_wbuf(wbuf, H)
     with nogil:
-        if wants_team(B, H, &wbuf[0], wbuf.shape[0]):
-            parts = claim_team()
+        parts = team_for_steps(B, H, &wbuf[0], wbuf.shape[0])
         advance_core(K, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], &b_h[0],
                      len_p, t0, &h[0, 0], &wbuf[0], wbuf.shape[0], &out[0, 0, 0],
                      parts)
@@ -338,10 +336,9 @@ def backward(const floating[:, :, ::1] dhs not None,
     check_work(work, B, H)
     cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf, B, H)
     cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
-    cdef int parts = 1
+    cdef int parts
     with nogil:
-        if wants_team(B, H, wbuf_p, wbuf_len):
-            parts = claim_team()
+        parts = team_for_steps(B, H, wbuf_p, wbuf_len)
         backward_core(T, B, D, H, dhs_p, H, <floating *>NULL, dhl_p, &hs[0, 0, 0],
                       &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p, len_p,
                       work.shape[0], &work[0, 0, 0], wbuf_p, wbuf_len,

@@ -1,11 +1,12 @@
 /*
  * A team of helper threads that share a call's products with the calling
- * thread.  A call takes the team with rnc_team_claim(), which returns how
- * many parts its work may be split into (SciPy's BLAS thread count, or 1),
- * and gives it back with rnc_team_release(parts).  In between,
- * rnc_team_split(parts, fn, arg) runs fn(arg, p, parts) for p = 0 ..
- * parts-1, part 0 on the caller and the others on helpers, and returns when
- * every part is done.
+ * thread.  A call takes the team with rnc_team_claim(), which returns the
+ * number of parts its work is split into (SciPy's BLAS thread count; 1 for
+ * no split; negative when another call holds the team, see there), and
+ * gives it back with rnc_team_release(parts).  In between,
+ * rnc_team_split(parts, fn, arg) runs fn(arg, p, |parts|) for p = 0 ..
+ * |parts|-1, each part on whichever of the caller and the helpers takes it
+ * first, and returns when every part is done.
  *
  * Why not BLAS's threads: a multi-threaded BLAS repacks W_hh at every step,
  * and a per-step product is too small for BLAS to thread well; the packed
@@ -20,8 +21,8 @@
  * follows within microseconds), then sleeps on a condition variable, so an
  * idle team costs no CPU; at rnc_team_release they sleep at once.  One call
  * holds the team at a time: a call that finds it taken (by another Python
- * thread) runs on its own thread.  After fork() the child has no helpers
- * and makes new ones.
+ * thread) runs the same parts one by one on its own thread.  After fork()
+ * the child has no helpers and makes new ones.
  *
  * POSIX threads only; elsewhere (MSVC) RNC_HAVE_TEAM is 0, rnc_team_claim
  * returns 1 and every product runs on the calling thread.

@@ -8,9 +8,9 @@ sequence's final state (B rows), targets (B,).
 cimport cython
 from cython cimport floating
 
-from rnncore._blas cimport wants_team
+from rnncore._blas cimport team_for_steps
 from rnncore._output cimport loss_grads_core
-from rnncore._parallel cimport claim_team, release_team
+from rnncore._parallel cimport release_team
 from rnncore._recurrence cimport (backward_core, backward_wbuf_len, check_work,
                                   forward_core, gather_last)
 
@@ -90,12 +90,11 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
     check_work(work, B, H)
     cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf, B, H)
     cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
-    cdef int parts = 1
+    cdef int parts
     with nogil:
         # the forward pass packs W_hh into dW_hh when there is no wbuf
-        if wants_team(B, H, wbuf_p if wbuf_p != NULL else &dW_hh[0, 0],
-                      wbuf_len if wbuf_p != NULL else H * H):
-            parts = claim_team()
+        parts = team_for_steps(B, H, wbuf_p if wbuf_p != NULL else &dW_hh[0, 0],
+                               wbuf_len if wbuf_p != NULL else H * H)
         loss = train_step_core(
             seq, T, B, D, H, C, &x[0, 0, 0], &targets[0], ignore_index,
             &W_xh[0, 0], &W_hh[0, 0], &b_h[0], &W_hy[0, 0], &b_y[0], h0_p,
