@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from rnncore import _recurrence, _softmax, _training
+from rnncore import _output, _recurrence, _softmax, _training
 from rnncore._softmax import targets_in_range
 from rnncore._threads import guarded
 from rnncore._validation import (
@@ -34,6 +34,7 @@ __all__ = [
     "RNNGrads",
     "rnn_forward",
     "rnn_backward",
+    "output_layer",
     "softmax_cross_entropy",
     "softmax",
     "log_softmax",
@@ -220,6 +221,63 @@ def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
     guarded(_recurrence.backward, dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths,
             *grads, work, wbuf)
     return grads
+
+
+def output_layer(hs, W_hy, b_y):
+    """The output layer on hidden states: ``hs @ W_hyᵀ + b_y``.
+
+    One product with the bias added in the same pass; on several BLAS
+    threads it runs on the same helper threads as :func:`rnn_forward`, so
+    that an inference pass does not wake a second thread pool between its
+    recurrence and its output layer.
+
+    Parameters
+    ----------
+    hs : ndarray, shape (..., H)
+        Hidden states, at least 1-D: (T, B, H) from :func:`rnn_forward`,
+        (B, H) for final states, or (H,) for one state. float32 or float64.
+    W_hy : ndarray, shape (C, H)
+        Output weights (PyTorch's ``nn.Linear.weight``).
+    b_y : ndarray, shape (C,)
+        Output bias.
+
+    Returns
+    -------
+    logits : ndarray, shape (..., C)
+        A new C-contiguous array of the input dtype; its leading dimensions
+        are those of ``hs``.
+
+    Raises
+    ------
+    ValueError
+        ``hs`` is a scalar, mismatched sizes, or sizes beyond BLAS's 32-bit
+        integers.
+    TypeError
+        Non-float arrays, float16, mixed float dtypes.
+    """
+    args = Arguments()
+    if hs is None:
+        raise TypeError("hs must be a float32 or float64 array, got None")
+    hs = as_array("hs", hs)
+    if hs.ndim == 0:
+        raise ValueError("hs must be at least 1-D with shape (..., H), got a scalar")
+    lead = hs.shape[:-1]
+    N = math.prod(lead)
+    if N > BLAS_INT_MAX:  # checked before hs is converted or copied
+        raise ValueError(
+            f"hs has {N} rows (the product of its leading dimensions {lead}), "
+            f"beyond the BLAS integer limit {BLAS_INT_MAX}"
+        )
+    hs = args.floats("hs", hs, (*(f"n{i}" for i in range(len(lead))), "H"))
+    W_hy = args.floats("W_hy", W_hy, ("C", "H"))
+    b_y = args.floats("b_y", b_y, ("C",))
+    H, C = args.dims["H"], args.dims["C"]
+    logits = args.empty(N, C)
+    if N * C and H:
+        guarded(_output.logits, hs.reshape(N, H), W_hy, b_y, logits)
+    else:  # nothing to multiply: every row is the bias
+        logits[...] = b_y
+    return logits.reshape(*lead, C)
 
 
 def softmax_cross_entropy(logits, targets, ignore_index=-100):

@@ -14,6 +14,7 @@ __all__ = [
     "RNNGrads",
     "rnn_forward",
     "rnn_backward",
+    "output_layer",
     "softmax_cross_entropy",
     "softmax",
     "log_softmax",
@@ -69,6 +70,12 @@ def rnn_backward(
     lengths: ArrayLike | None = None,
     dh_last: ArrayLike | None = None,
 ) -> RNNGrads[Any]: ...
+@overload
+def output_layer(
+    hs: NDArray[_Float], W_hy: NDArray[_Float], b_y: NDArray[_Float]
+) -> NDArray[_Float]: ...
+@overload
+def output_layer(hs: ArrayLike, W_hy: ArrayLike, b_y: ArrayLike) -> _AnyFloat: ...
 @overload
 def softmax_cross_entropy(
     logits: NDArray[_Float], targets: ArrayLike, ignore_index: int = -100
