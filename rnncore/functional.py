@@ -255,6 +255,12 @@ def output_layer(hs, W_hy, b_y):
     TypeError
         Non-float arrays, float16, mixed float dtypes.
     """
+    plain = _plain_output_dims(hs, W_hy, b_y)
+    if plain is not None:  # the common call, checked without Arguments
+        N, H, C = plain
+        logits = np.empty((N, C), hs.dtype)
+        guarded(_output.logits, hs.reshape(N, H), W_hy, b_y, logits)
+        return logits.reshape(*hs.shape[:-1], C)
     args = Arguments()
     if hs is None:
         raise TypeError("hs must be a float32 or float64 array, got None")
@@ -504,21 +510,27 @@ def _plain_train_args(params, x, targets, seq):
     return x, W_xh, W_hh, b_h, W_hy, b_y, targets.reshape(-1), C
 
 
+def _plain_dtype(*arrays):
+    """The dtype of `arrays` when all are C-contiguous ndarrays of one dtype
+    of FLOAT_DTYPES, which the fast paths take without conversion; None
+    otherwise."""
+    if type(arrays[0]) is not np.ndarray or arrays[0].dtype not in FLOAT_DTYPES:
+        return None
+    dtype = arrays[0].dtype
+    for a in arrays:
+        if (type(a) is not np.ndarray or a.dtype is not dtype
+                or not a.flags.c_contiguous):
+            return None
+    return dtype
+
+
 def _plain_recurrence_dims(x, W_xh, W_hh, b_h, *others):
     """(T, B, D, H) when x, W_xh, W_hh and b_h (and `others`) are C-contiguous
     ndarrays of one dtype of FLOAT_DTYPES, with consistent shapes, every size
     >= 1, within BLAS's limits (the shapes of `others` are the caller's to
     check); None otherwise."""
-    if type(x) is not np.ndarray:
-        return None
-    dtype = x.dtype
-    if dtype not in FLOAT_DTYPES:
-        return None
-    for a in (x, W_xh, W_hh, b_h, *others):
-        if (type(a) is not np.ndarray or a.dtype is not dtype
-                or not a.flags.c_contiguous):
-            return None
-    if x.ndim != 3 or W_hh.ndim != 2:
+    dtype = _plain_dtype(x, W_xh, W_hh, b_h, *others)
+    if dtype is None or x.ndim != 3 or W_hh.ndim != 2:
         return None
     T, B, D = x.shape
     H = W_hh.shape[0]
@@ -527,6 +539,22 @@ def _plain_recurrence_dims(x, W_xh, W_hh, b_h, *others):
             or T * B * max(D, H) * dtype.itemsize > INDEX_MAX):
         return None
     return T, B, D, H
+
+
+def _plain_output_dims(hs, W_hy, b_y):
+    """(N, H, C) when hs (..., H), W_hy (C, H) and b_y (C,) are C-contiguous
+    ndarrays of one dtype of FLOAT_DTYPES, with consistent shapes, every size
+    >= 1, within BLAS's limits; None otherwise."""
+    dtype = _plain_dtype(hs, W_hy, b_y)
+    if dtype is None or hs.ndim == 0 or W_hy.ndim != 2 or b_y.ndim != 1:
+        return None
+    H = hs.shape[-1]
+    N = hs.size // H if H else 0
+    C = W_hy.shape[0]
+    if (W_hy.shape[1] != H or b_y.shape[0] != C or min(N, H, C) < 1
+            or N > BLAS_INT_MAX or N * max(H, C) * dtype.itemsize > INDEX_MAX):
+        return None
+    return N, H, C
 
 
 def _train_workspace_shapes(seq, T, B, D, H, C, itemsize):
