@@ -33,18 +33,21 @@ from rnn_util import (
     strided,
 )
 
-FUNCTIONS = ("rnn_forward", "rnn_backward", "softmax_cross_entropy",
-             "softmax", "log_softmax", "loss_and_grads")
+FUNCTIONS = ("rnn_forward", "rnn_backward", "output_layer",
+             "softmax_cross_entropy", "softmax", "log_softmax",
+             "loss_and_grads")
 
 # The array arguments of each function, in signature order, with their shapes
-# in dimension symbols (targets of loss_and_grads depend on the mode; the x
-# of softmax may have any shape).
+# in dimension symbols (targets of loss_and_grads depend on the mode, the
+# leading axes of output_layer's hs are chosen per call; the x of softmax
+# may have any shape).
 SIGNATURES = {
     "rnn_forward": {"x": "TBD", "W_xh": "HD", "W_hh": "HH", "b_h": "H",
                     "h0": "BH", "lengths": "B"},
     "rnn_backward": {"dhs": "TBH", "hs": "TBH", "x": "TBD", "W_xh": "HD",
                      "W_hh": "HH", "h0": "BH", "lengths": "B",
                      "dh_last": "BH"},
+    "output_layer": {"hs": "TBH", "W_hy": "CH", "b_y": "C"},
     "softmax_cross_entropy": {"logits": "NC", "targets": "N"},
     "softmax": {"x": None},
     "log_softmax": {"x": None},
@@ -55,6 +58,11 @@ SIGNATURES = {
 INTEGER_ARGS = ("lengths", "targets")
 NULLABLE_ARGS = ("dhs", "h0", "lengths", "dh_last")  # may be None
 OMITTABLE_ARGS = ("h0", "lengths", "dh_last")  # have a default
+# Arguments with any number of leading axes (at least one axis in all): one
+# of another number of axes is valid, only a scalar is not.
+LEADING_AXES_ARGS = {("output_layer", "hs")}
+# Dimensions a function accepts empty, which _break_dimension must not empty.
+EMPTY_OK = {"output_layer": "TC"}
 BLAS_DIMS = "BDHCN"
 BLAS_INT_MAX = 2**31 - 1
 
@@ -275,6 +283,18 @@ def draw_valid(fn, choose, dtype=None, mode=None):
             extra["mode"] = mode
             if ignore_index is not None:
                 extra["ignore_index"] = ignore_index
+    elif fn == "output_layer":
+        # hs (T, B, H), (B, H) or (H,); any number of rows, C = 0 included
+        symbols["hs"] = choose.choice(("TBH", "BH", "H"))
+        dims["T"], dims["C"] = choose.integer(0, 3), choose.integer(0, 5)
+        H, C = dims["H"], dims["C"]
+        clean = {"hs": np.tanh(_floats(rng, dtype, tuple(
+                     dims[s] for s in symbols["hs"]))),
+                 "W_hy": _floats(rng, dtype, (C, H), 1 / np.sqrt(max(H, 1))),
+                 "b_y": _floats(rng, dtype, (C,), 0.5)}
+        if choose.boolean():
+            name = choose.choice(("hs", "b_y"))
+            clean[name] = _with_non_finite(choose, rng, clean[name])
     elif fn == "softmax_cross_entropy":
         dims = {"N": choose.integer(0, 6), "C": dims["C"]}
         scale = choose.choice((1.0, 30.0))
@@ -337,6 +357,8 @@ def _reference(call):
         want = ref.backward(c["dhs"], c["hs"], c["x"], c["W_xh"], c["W_hh"],
                             c["h0"], c["lengths"], c["dh_last"])
         return {k: want[k] for k in rnncore.RNNGrads._fields}
+    if call.fn == "output_layer":
+        return {"logits": ref.output_layer(c["hs"], c["W_hy"], c["b_y"])}
     ignore_index = kw.get("ignore_index", -100)
     if call.fn == "softmax_cross_entropy":
         loss, dlogits = ref.cross_entropy(c["logits"], c["targets"],
@@ -367,7 +389,8 @@ def _results(call, result):
         assert type(grads) is dict and list(grads) == list(PARAM_KEYS)
         return {"loss": loss, **{"d" + k: v for k, v in grads.items()},
                 "h_last": h_last}
-    return {"hs" if call.fn == "rnn_forward" else call.fn: result}
+    name = {"rnn_forward": "hs", "output_layer": "logits"}.get(call.fn, call.fn)
+    return {name: result}
 
 
 def _input_arrays(value):
@@ -474,7 +497,8 @@ def _zeros(call, name, shape):
 
 def _break_ndim(call, choose, name):
     shape = _expected_shape(call, name)
-    if call.symbols[name] is None:  # softmax: any x of at least one axis
+    if call.symbols[name] is None or (call.fn, name) in LEADING_AXES_ARGS:
+        # any number of axes but none: only a scalar is wrong
         return call.replace(**{name: np.zeros((), call.dtype)}), [name]
     shape = (*shape, 1) if choose.boolean() or not shape else shape[:-1]
     return call.replace(**{name: _zeros(call, name, shape)}), [name]
@@ -553,7 +577,8 @@ def _break_targets(call, choose):
 
 def _break_dimension(call, choose):
     """T = 0 or C = 0 across every argument carrying it."""
-    zeroable = [s for s in "TC" if s in call.dims]
+    zeroable = [s for s in "TC" if s in call.dims
+                and s not in EMPTY_OK.get(call.fn, "")]
     if not zeroable:
         return None
     sym = choose.choice(zeroable)
@@ -568,13 +593,22 @@ def _break_dimension(call, choose):
     return call.replace(**changes), names
 
 
+def _no_rows_without(call, name, sym):
+    """Whether a leading axis `sym` of an argument of LEADING_AXES_ARGS shares
+    it with an empty one: its rows stay 0 however long that axis is."""
+    lead = (call.symbols[name] or "")[:-1]
+    return ((call.fn, name) in LEADING_AXES_ARGS and sym in lead
+            and any(call.dims[s] == 0 for s in lead if s != sym))
+
+
 def _break_blas_limit(call, choose):
     """A BLAS dimension of 2**31, in a zero-stride view of the argument that
     carries it (copying that view first would need gigabytes)."""
     options = [(name, s) for name in call.arrays()
                for s in (call.symbols[name] or "")
                if s in BLAS_DIMS and call.symbols[name].count(s) == 1
-               and call.get(name) is not None and name not in INTEGER_ARGS]
+               and call.get(name) is not None and name not in INTEGER_ARGS
+               and not _no_rows_without(call, name, s)]
     if not options:
         return None
     name, sym = choose.choice(options)

@@ -66,6 +66,21 @@ def last_states(hs, h0=None, lengths=None):
     return out
 
 
+def output_layer(hs, W_hy, b_y):
+    """Return W_hy h + b_y for every state h along the last axis of hs."""
+    hs, W_hy, b_y = map(_f64, (hs, W_hy, b_y))
+    C, H = W_hy.shape
+    rows = hs.reshape(int(np.prod(hs.shape[:-1])), H)
+    out = np.zeros((len(rows), C))
+    for n, h in enumerate(rows):
+        for c in range(C):
+            acc = b_y[c]
+            for j in range(H):
+                acc += W_hy[c, j] * h[j]
+            out[n, c] = acc
+    return out.reshape(*hs.shape[:-1], C)
+
+
 def backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
     """Back-propagation through time, one sequence and one step at a time.
 
