@@ -104,13 +104,19 @@ cdef enum:
     BACKWARD_MAX_ROWS = 1024
 
 
+cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # a >= 0, b >= 1: the modules compile with C division, under which
+    # -(-a // b) truncates instead of rounding up
+    return (a + b - 1) // b
+
+
 def backward_steps(Py_ssize_t T, Py_ssize_t B):
     """How many time steps of δ backward_core holds at once: the first
     dimension of its ``work`` array (K, B, H)."""
     if B <= 0:
         return T
-    cdef Py_ssize_t K = max(-(-T // 8), -(-BACKWARD_MIN_ROWS // B))
-    return max(1, min(K, -(-BACKWARD_MAX_ROWS // B), T))
+    cdef Py_ssize_t K = max(ceil_div(T, 8), ceil_div(BACKWARD_MIN_ROWS, B))
+    return max(1, min(K, ceil_div(BACKWARD_MAX_ROWS, B), T))
 
 
 cpdef check_work(const floating[:, :, ::1] work, Py_ssize_t B, Py_ssize_t H):

@@ -11,6 +11,8 @@ reference here is a vectorised float64 NumPy recurrence, so the sizes can
 be large enough to reach every one of those paths.
 """
 
+import math
+
 import numpy as np
 import pytest
 
@@ -242,3 +244,14 @@ def test_kernels_refuse_a_short_weight_buffer():
                              e((3, H)), e(3), e((B, H)), e((T, B, H)),
                              e((1, B, H)), e(0), e((T * B, 3)), e((B, H)),
                              e((B, H)))
+
+
+@pytest.mark.parametrize("T,B", [(50, 32), (100, 64), (25, 1), (3, 100), (50, 48),
+                                 (1500, 1), (100, 128), (7, 5000), (0, 4)])
+def test_backward_chunk_size(T, B):
+    """At least an eighth of the steps and 128 rows, at most 1024 rows
+    (rounded up to whole steps), never more steps than T nor fewer than 1."""
+    K = _recurrence.backward_steps(T, B)
+    want = max(math.ceil(T / 8), math.ceil(128 / B))
+    want = max(1, min(want, math.ceil(1024 / B), T))
+    assert K == want
