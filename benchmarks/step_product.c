@@ -18,22 +18,9 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "_packed_gemm.h"
-
-void scipy_sgemm_(const char *, const char *, const int *, const int *,
-                  const int *, const float *, const float *, const int *,
-                  const float *, const int *, const float *, float *,
-                  const int *);
-void scipy_openblas_set_num_threads(int);
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
+#include "scipy_blas.h"
 
 int main(void)
 {

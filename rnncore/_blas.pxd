@@ -51,6 +51,16 @@ cdef enum:
     # B would need a dot-product kernel, which lost to BLAS: it stays on
     # BLAS).  See docs/performance-notes.md.
     SMALL_GEMM_MAX_FMAS = 1 << 18
+    # Larger float32 products op(A)·B go to the same kernel too when B's
+    # rows are narrow (at most SMALL_GEMM_MAX_ROW_BYTES: 128 columns) and
+    # both operands together fit in SMALL_GEMM_MAX_BYTES, well inside L2,
+    # from where the kernel reads B once per 4 rows of C: a backward chunk's
+    # weight gradients δᵀ·x, δᵀ·h and its ∂L/∂h = dlogits·W_hy at small
+    # hidden sizes.  One product at a time that was 1.0-2x faster than BLAS,
+    # which packs both operands at every call (benchmarks/chunk_products.c);
+    # past these limits, and in float64, BLAS won or drew.
+    SMALL_GEMM_MAX_ROW_BYTES = 512
+    SMALL_GEMM_MAX_BYTES = 1 << 18
 
 cdef enum StepKind:
     STEP_SMALL
@@ -84,8 +94,11 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
         for i in range(m * n):
             c[i] = 0 if beta == 0 else beta * c[i]
         return
-    if (m * n * k <= SMALL_GEMM_MAX_FMAS and not trans_b and alpha == 1
-            and (beta == 0 or beta == 1)):
+    if (not trans_b and alpha == 1 and (beta == 0 or beta == 1)
+            and (m * n * k <= SMALL_GEMM_MAX_FMAS
+                 or (floating is float
+                     and n * sizeof(float) <= SMALL_GEMM_MAX_ROW_BYTES
+                     and k * (m + n) * sizeof(float) <= SMALL_GEMM_MAX_BYTES))):
         if beta == 0:
             for i in range(m):
                 memset(c + i * ldc, 0, n * sizeof(floating))

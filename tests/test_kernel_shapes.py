@@ -255,3 +255,41 @@ def test_backward_chunk_size(T, B):
     want = max(math.ceil(T / 8), math.ceil(128 / B))
     want = max(1, min(want, math.ceil(1024 / B), T))
     assert K == want
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mode", ["seq", "last"])
+# float32 with rows of B at most 128 wide and operands inside
+# SMALL_GEMM_MAX_BYTES: a chunk's δᵀ·x, δᵀ·h and dlogits·W_hy run on the small
+# kernel with k in the hundreds (float64 stays on BLAS); D = 1 and C = 200
+# keep some products on BLAS beside them
+@pytest.mark.parametrize("B,D,H,C", [(32, 64, 128, 64), (16, 64, 64, 128),
+                                     (8, 1, 128, 200), (33, 128, 64, 3)])
+def test_training_step_with_wide_chunk_products(rng, dtype, mode, B, D, H, C):
+    T = 40
+    p = make_params(rng, D, H, C, np.float64)
+    x = rng.standard_normal((T, B, D))
+    targets = rng.integers(0, C, (T, B) if mode == "seq" else (B,))
+    loss, grads, _ = rnncore.loss_and_grads(
+        {k: v.astype(dtype) for k, v in p.items()}, x.astype(dtype), targets,
+        mode=mode)
+
+    # float64 NumPy: forward, softmax cross-entropy, then BPTT
+    hs = np_forward(x, p["W_xh"], p["W_hh"], p["b_h"], None, np.full(B, T))
+    feats = hs.reshape(T * B, H) if mode == "seq" else hs[-1]
+    z = feats @ p["W_hy"].T + p["b_y"]
+    z -= z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    rows = np.arange(len(feats))
+    want_loss = -logp[rows, targets.reshape(-1)].mean()
+    dlogits = np.exp(logp)
+    dlogits[rows, targets.reshape(-1)] -= 1
+    dlogits /= len(feats)
+    dhs = np.zeros((T, B, H))
+    dhs.reshape(-1, H)[-len(feats):] = dlogits @ p["W_hy"]
+    want = np_backward(dhs, hs, x, p["W_xh"], p["W_hh"], None, np.full(B, T))
+    assert loss == pytest.approx(want_loss, rel=1e-4 if dtype == np.float32 else 1e-11)
+    assert_close(grads["W_hy"], dlogits.T @ feats, dtype, name="W_hy")
+    assert_close(grads["b_y"], dlogits.sum(axis=0), dtype, name="b_y")
+    for name in ("W_xh", "W_hh", "b_h"):
+        assert_close(grads[name], want["d" + name], dtype, name=name)

@@ -1,0 +1,84 @@
+/*
+ * The products of a backward chunk and of the output layer that go to
+ * rnncore's small kernel (rnncore/_step_gemm.h) instead of BLAS, by the rule
+ * in gemm (rnncore/_blas.pxd): row-major C (m×n) += op(A)·B, with op(A) =
+ * Aᵀ for the weight gradients δᵀ·x and δᵀ·h (A stored k×m) and A itself for
+ * ∂L/∂h = dlogits·W_hy.  One thread, C, A and B warm in cache, best of 11.
+ *
+ * Build and run from the repository root (the library path is SciPy's):
+ *
+ *   LIB=$(python -c "import glob, os, scipy; print(glob.glob(os.path.join(
+ *       os.path.dirname(scipy.__file__), '..', 'scipy.libs',
+ *       'libscipy_openblas*.so'))[0])")
+ *   gcc -O3 -fopenmp-simd -fno-trapping-math -I rnncore \
+ *       benchmarks/chunk_products.c -o /tmp/chunk_products "$LIB" \
+ *       -Wl,-rpath,"$(dirname "$LIB")"
+ *   /tmp/chunk_products
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "_step_gemm.h"
+#include "scipy_blas.h"
+
+/* One row of the table: the small kernel, then BLAS on the same operands
+   (row-major C += op(A)·B is column-major Cᵀ += Bᵀ·op(A)ᵀ). */
+#define DEFINE_BENCH(T, SUF, BLAS)                                            \
+static void bench_##SUF(int ta, int m, int n, int k)                          \
+{                                                                             \
+    T *A = malloc(sizeof(T) * k * m), *B = malloc(sizeof(T) * k * n);         \
+    T *C = calloc((size_t)m * n, sizeof(T));                                  \
+    const T one = 1;                                                          \
+    const int lda = ta ? m : k;                                               \
+    for (long i = 0; i < (long)k * m; i++) A[i] = (T)(i % 7) * 0.01;          \
+    for (long i = 0; i < (long)k * n; i++) B[i] = (T)(i % 5) * 0.01;          \
+    const long reps = 100000000L / ((long)m * n * k) + 5;                     \
+    double own = 1e9, blas = 1e9;                                             \
+    for (int rep = 0; rep < 11; rep++) {                                      \
+        double t = now();                                                     \
+        for (long i = 0; i < reps; i++)                                       \
+            rnc_small_gemm_acc_##SUF(ta, m, n, k, A, lda, B, n, C, n);        \
+        t = (now() - t) / reps;                                               \
+        own = t < own ? t : own;                                              \
+        t = now();                                                            \
+        for (long i = 0; i < reps; i++)                                       \
+            BLAS("N", ta ? "T" : "N", &n, &m, &k, &one, B, &n, A, &lda, &one, \
+                 C, &n);                                                      \
+        t = (now() - t) / reps;                                               \
+        blas = t < blas ? t : blas;                                           \
+    }                                                                         \
+    printf("| %s | %s | %d | %d | %d | %.0f | %.2f | %.2f | %.2f |\n", #SUF,  \
+           ta ? "Aᵀ·B" : "A·B", m, n, k,                                      \
+           (double)k * (m + n) * sizeof(T) / 1024, own * 1e6, blas * 1e6,     \
+           blas / own);                                                       \
+    free(A);                                                                  \
+    free(B);                                                                  \
+    free(C);                                                                  \
+}
+
+DEFINE_BENCH(float, f32, scipy_sgemm_)
+DEFINE_BENCH(double, f64, scipy_dgemm_)
+
+int main(void)
+{
+    /* {Aᵀ?, m, n, k}: the small and medium workloads' chunk products
+       (δᵀ·h, δᵀ·x, dlogits·W_hy), their output layer's dlogitsᵀ·hs, and
+       shapes around the rule's limits */
+    static const int shapes[][4] = {
+        {1, 128, 128, 192}, {1, 128, 64, 192}, {0, 192, 128, 64},
+        {0, 224, 128, 64}, {1, 64, 64, 512}, {1, 128, 128, 1024},
+        {1, 64, 128, 1600}, {1, 128, 64, 1600}, {1, 256, 128, 832},
+        {1, 256, 256, 832}, {0, 832, 256, 128}, {1, 64, 256, 1600},
+        {1, 128, 256, 6400}, {0, 1600, 128, 64},
+    };
+    const size_t count = sizeof shapes / sizeof *shapes;
+    scipy_openblas_set_num_threads(1);
+    printf("| dtype | product | m | n | k | operands KiB | kernel µs "
+           "| BLAS µs | speed-up |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t s = 0; s < count; s++)
+        bench_f32(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3]);
+    for (size_t s = 0; s < count; s++)
+        bench_f64(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3]);
+    return 0;
+}
