@@ -58,7 +58,7 @@ cdef enum:
     # weight gradients δᵀ·x, δᵀ·h and its ∂L/∂h = dlogits·W_hy at small
     # hidden sizes.  One product at a time that was 1.0-2x faster than BLAS,
     # which packs both operands at every call (benchmarks/chunk_products.c);
-    # past these limits, and in float64, BLAS won or drew.
+    # past these limits BLAS won, and float64 was mixed, so it stays on BLAS.
     SMALL_GEMM_MAX_ROW_BYTES = 512
     SMALL_GEMM_MAX_BYTES = 1 << 18
 
