@@ -58,24 +58,26 @@ cdef void ce_part(void *arg, int part, int parts) noexcept nogil:
                                t.ignore_index, t.scale)
 
 
-cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, floating *z,
-                            const Py_ssize_t *targets,
-                            Py_ssize_t ignore_index, int parts) noexcept nogil:
-    """Mean cross-entropy of logits z (N, C) over rows whose target is not
-    ignore_index; z is overwritten with the gradient (softmax(z) - 1_m) / n.
-    parts: of the team the call holds, 1 for none (the rows are shared).
-
-    Ignored rows get a zero gradient.  With no row left the loss is 0.
-    """
+cdef Py_ssize_t count_valid(Py_ssize_t N, const Py_ssize_t *targets,
+                            Py_ssize_t ignore_index) noexcept nogil:
+    """How many of the N targets are not ignore_index."""
     cdef Py_ssize_t n, valid = 0
+    for n in range(N):
+        valid += targets[n] != ignore_index
+    return valid
+
+
+cdef double softmax_ce_sum(Py_ssize_t N, Py_ssize_t C, floating *z,
+                           const Py_ssize_t *targets, Py_ssize_t ignore_index,
+                           Py_ssize_t valid, int parts) noexcept nogil:
+    """Summed cross-entropy of the rows of logits z (N, C), some of a batch
+    whose rows not ignored number ``valid`` (> 0); z is overwritten with the
+    gradient of the batch's mean, (softmax(z) - 1_m) / valid, and ignored
+    rows with zero.  parts: of the team the call holds, 1 for none (the rows
+    are shared)."""
     cdef int p
     cdef double loss = 0
     cdef RowsTask task
-    for n in range(N):
-        valid += targets[n] != ignore_index
-    if valid == 0:
-        memset(z, 0, N * C * sizeof(floating))
-        return 0.0
     if abs(parts) < 2 or N < abs(parts) or N * C < SPLIT_SOFTMAX_MIN_ELEMENTS:
         parts = 1
     parts = max(-TEAM_MAX_PARTS, min(parts, TEAM_MAX_PARTS))
@@ -86,7 +88,23 @@ cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, floating *z,
     team_split(parts, ce_part, &task)
     for p in range(abs(parts)):
         loss += task.loss[p]
-    return loss / valid
+    return loss
+
+
+cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, floating *z,
+                            const Py_ssize_t *targets,
+                            Py_ssize_t ignore_index, int parts) noexcept nogil:
+    """Mean cross-entropy of logits z (N, C) over rows whose target is not
+    ignore_index; z is overwritten with the gradient (softmax(z) - 1_m) / n.
+    parts: as for softmax_ce_sum.
+
+    Ignored rows get a zero gradient.  With no row left the loss is 0.
+    """
+    cdef Py_ssize_t valid = count_valid(N, targets, ignore_index)
+    if valid == 0:
+        memset(z, 0, N * C * sizeof(floating))
+        return 0.0
+    return softmax_ce_sum(N, C, z, targets, ignore_index, valid, parts) / valid
 
 
 # No bounds checks on the data-pointer addresses: see _recurrence.pyx.

@@ -258,6 +258,29 @@ def test_backward_chunk_size(T, B):
     assert K == want
 
 
+def check_training_step(p, x, targets, mode, dtype):
+    """rnncore's training step in ``dtype`` against a float64 NumPy forward,
+    softmax cross-entropy and BPTT on the same float64 parameters p."""
+    T, B, _ = x.shape
+    H = p["W_hh"].shape[0]
+    loss, grads, _ = rnncore.loss_and_grads(
+        {k: v.astype(dtype) for k, v in p.items()}, x.astype(dtype), targets,
+        mode=mode)
+
+    hs = np_forward(x, p["W_xh"], p["W_hh"], p["b_h"], None, np.full(B, T))
+    feats = hs.reshape(T * B, H) if mode == "seq" else hs[-1]
+    want_loss, dlogits = reference.cross_entropy(feats @ p["W_hy"].T + p["b_y"],
+                                                 targets)
+    dhs = np.zeros((T, B, H))
+    dhs.reshape(-1, H)[-len(feats):] = dlogits @ p["W_hy"]
+    want = np_backward(dhs, hs, x, p["W_xh"], p["W_hh"], None, np.full(B, T))
+    assert loss == pytest.approx(want_loss, rel=1e-4 if dtype == np.float32 else 1e-11)
+    assert_close(grads["W_hy"], dlogits.T @ feats, dtype, name="W_hy")
+    assert_close(grads["b_y"], dlogits.sum(axis=0), dtype, name="b_y")
+    for name in ("W_xh", "W_hh", "b_h"):
+        assert_close(grads[name], want["d" + name], dtype, name=name)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("mode", ["seq", "last"])
 # float32 with rows of B at most 128 wide and operands inside
@@ -271,20 +294,23 @@ def test_training_step_with_wide_chunk_products(rng, dtype, mode, B, D, H, C):
     p = make_params(rng, D, H, C, np.float64)
     x = rng.standard_normal((T, B, D))
     targets = rng.integers(0, C, (T, B) if mode == "seq" else (B,))
-    loss, grads, _ = rnncore.loss_and_grads(
-        {k: v.astype(dtype) for k, v in p.items()}, x.astype(dtype), targets,
-        mode=mode)
+    check_training_step(p, x, targets, mode, dtype)
 
-    # float64 NumPy: forward, softmax cross-entropy, then BPTT
-    hs = np_forward(x, p["W_xh"], p["W_hh"], p["b_h"], None, np.full(B, T))
-    feats = hs.reshape(T * B, H) if mode == "seq" else hs[-1]
-    want_loss, dlogits = reference.cross_entropy(feats @ p["W_hy"].T + p["b_y"],
-                                                 targets)
-    dhs = np.zeros((T, B, H))
-    dhs.reshape(-1, H)[-len(feats):] = dlogits @ p["W_hy"]
-    want = np_backward(dhs, hs, x, p["W_xh"], p["W_hh"], None, np.full(B, T))
-    assert loss == pytest.approx(want_loss, rel=1e-4 if dtype == np.float32 else 1e-11)
-    assert_close(grads["W_hy"], dlogits.T @ feats, dtype, name="W_hy")
-    assert_close(grads["b_y"], dlogits.sum(axis=0), dtype, name="b_y")
-    for name in ("W_xh", "W_hh", "b_h"):
-        assert_close(grads[name], want["d" + name], dtype, name=name)
+
+@pytest.mark.parametrize("dtype", DTYPES)
+# rows of the output layer (T·B in mode "seq", B in "last") around the
+# blocks it trains in (_output.OUTPUT_BLOCK_ROWS = 512, split evenly): one
+# block, one row past it, several; in "ignored" the first 600 rows (whole
+# blocks) have no target, so the loss is the mean over the other rows
+@pytest.mark.parametrize("mode,T,B", [("seq", 8, 64), ("seq", 1, 513),
+                                      ("seq", 9, 171), ("last", 2, 1100)])
+@pytest.mark.parametrize("ignored", [False, True])
+def test_training_step_with_output_layer_in_blocks(rng, dtype, mode, T, B,
+                                                   ignored):
+    D, H, C = 5, 24, 7
+    p = make_params(rng, D, H, C, np.float64)
+    x = rng.standard_normal((T, B, D))
+    targets = rng.integers(0, C, (T, B) if mode == "seq" else (B,))
+    if ignored:
+        targets.reshape(-1)[:600] = -100
+    check_training_step(p, x, targets, mode, dtype)
