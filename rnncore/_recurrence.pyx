@@ -102,6 +102,12 @@ cdef enum:
     # to the T·B·H hidden states the backward pass must keep anyway.
     BACKWARD_MIN_ROWS = 128
     BACKWARD_MAX_ROWS = 1024
+    # Also no more rows than keep a chunk's δ, h_{t-1} and x (the operands of
+    # its weight-gradient GEMMs) within this many bytes, so that they are
+    # still in L2 when those GEMMs read them, but never fewer than H rows:
+    # below that the GEMMs' passes over the H × H dW_hh cost more than the
+    # cache saves (docs/performance-notes.md).
+    BACKWARD_CACHE_BYTES = 1 << 20
 
 
 cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -110,13 +116,19 @@ cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
-def backward_steps(Py_ssize_t T, Py_ssize_t B):
+def backward_steps(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                   Py_ssize_t itemsize):
     """How many time steps of δ backward_core holds at once: the first
-    dimension of its ``work`` array (K, B, H)."""
+    dimension of its ``work`` array (K, B, H), for inputs of D features
+    (the widest layer input of a stack) and elements of itemsize bytes."""
     if B <= 0:
         return T
     cdef Py_ssize_t K = max(ceil_div(T, 8), ceil_div(BACKWARD_MIN_ROWS, B))
-    return max(1, min(K, ceil_div(BACKWARD_MAX_ROWS, B), T))
+    cdef Py_ssize_t cached = max(
+        BACKWARD_CACHE_BYTES // max(1, (2 * H + D) * itemsize), H,
+        BACKWARD_MIN_ROWS)
+    K = min(K, ceil_div(BACKWARD_MAX_ROWS, B), cached // B)
+    return max(1, min(K, T))
 
 
 cpdef check_work(const floating[:, :, ::1] work, Py_ssize_t B, Py_ssize_t H):

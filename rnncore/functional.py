@@ -215,7 +215,7 @@ def rnn_backward(dhs, hs, x, W_xh, W_hh, h0=None, lengths=None, dh_last=None):
     )
     work, wbuf = scratch(
         "rnn_backward",
-        [(_recurrence.backward_steps(T, B), B, H),
+        [(_recurrence.backward_steps(T, B, D, H, args.dtype.itemsize), B, H),
          (_recurrence.backward_weight_buffer_len(B, H, args.dtype.itemsize),)],
         args.dtype, args.empty)
     guarded(_recurrence.backward, dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths,
@@ -560,7 +560,7 @@ def _plain_output_dims(hs, W_hy, b_y):
 def _train_workspace_shapes(seq, T, B, D, H, C, itemsize):
     """The shapes of train_step's workspace: hs, δ of a chunk of steps,
     W_hh packed, logits, ∂L/∂h_last, carry."""
-    return ((T, B, H), (_recurrence.backward_steps(T, B), B, H),
+    return ((T, B, H), (_recurrence.backward_steps(T, B, D, H, itemsize), B, H),
             (_recurrence.backward_weight_buffer_len(B, H, itemsize),),
             (T * B if seq else B, C), (B, H), (B, H))
 

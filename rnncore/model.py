@@ -404,7 +404,8 @@ class RNN:
             p["b_h" + s], p["W_hy"], p["b_y"], h0, lengths, grads["W_xh" + s],
             grads["W_hh" + s], grads["b_h" + s], grads["W_hy"], grads["b_y"],
             h_n[0], ws.get("hs", (T, B, H), dt),
-            ws.get("work", (_recurrence.backward_steps(T, B), B, H), dt),
+            ws.get("work", (_recurrence.backward_steps(
+                T, B, x.shape[2], H, np.dtype(dt).itemsize), B, H), dt),
             ws.get("wbuf", (_recurrence.backward_weight_buffer_len(
                 B, H, np.dtype(dt).itemsize),), dt),
             ws.get("logits", (T * B if seq else B, C), dt),
@@ -454,7 +455,8 @@ class RNN:
         # backward, top layer first; `upstream` is ∂L/∂(layer output) (T, B, F)
         upstream = dfeats.reshape(T, B, F) if seq else None
         dh0 = ws.get("dh0", (B, H), dt)
-        work = ws.get("work", (_recurrence.backward_steps(T, B), B, H), dt)
+        work = ws.get("work", (_recurrence.backward_steps(
+            T, B, max(x.shape[2], F), H, np.dtype(dt).itemsize), B, H), dt)
         for k in range(self.num_layers - 1, -1, -1):
             below = None
             for d in range(nd):

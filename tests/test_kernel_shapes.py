@@ -157,7 +157,7 @@ def test_backward_over_several_chunks(rng, dtype, T, B, with_lengths):
     """More rows than one chunk of δ holds: gradients sum over the chunks
     and the carry crosses their boundaries."""
     D, H = 2, 5
-    assert _recurrence.backward_steps(T, B) < T
+    assert _recurrence.backward_steps(T, B, D, H, np.dtype(dtype).itemsize) < T
     p, x, h0, lens, w = problem(rng, T, B, D, H, dtype, with_lengths, True)
     xd = x.astype(dtype)
     hs = rnncore.rnn_forward(xd, w["W_xh"], w["W_hh"], w["b_h"],
@@ -180,7 +180,7 @@ def test_training_step_over_several_chunks(rng, mode, B, H):
     """loss_and_grads, whose backward pass forms ∂L/∂h_t chunk by chunk from
     the output layer, against the chunk-free rnn_backward route."""
     T, D, C = 300, 3, 4
-    assert _recurrence.backward_steps(T, B) < T
+    assert _recurrence.backward_steps(T, B, D, H, 8) < T
     p = make_params(rng, D, H, C, np.float64)
     x = rng.standard_normal((T, B, D))
     lens = random_lengths(rng, T, B)
@@ -249,13 +249,29 @@ def test_kernels_refuse_a_short_weight_buffer():
 
 @pytest.mark.parametrize("T,B", [(50, 32), (100, 64), (25, 1), (3, 100), (50, 48),
                                  (1500, 1), (100, 128), (7, 5000), (0, 4)])
-def test_backward_chunk_size(T, B):
+@pytest.mark.parametrize("D,H,itemsize", [(64, 128, 4), (128, 256, 4),
+                                          (128, 256, 8), (512, 1024, 4),
+                                          (0, 0, 8), (3000, 10, 8)])
+def test_backward_chunk_size(T, B, D, H, itemsize):
     """At least an eighth of the steps and 128 rows, at most 1024 rows
-    (rounded up to whole steps), never more steps than T nor fewer than 1."""
-    K = _recurrence.backward_steps(T, B)
+    (rounded up to whole steps), and at most the rows whose δ, h and x fit
+    in 1 MiB, rounded down, unless those are fewer than max(H, 128); never
+    more steps than T nor fewer than 1."""
+    K = _recurrence.backward_steps(T, B, D, H, itemsize)
     want = max(math.ceil(T / 8), math.ceil(128 / B))
-    want = max(1, min(want, math.ceil(1024 / B), T))
+    cached = max(2**20 // max(1, (2 * H + D) * itemsize), H, 128)
+    want = max(1, min(want, math.ceil(1024 / B), cached // B, T))
     assert K == want
+
+
+# the benchmark workloads (T, B, D, H): the eighth of the sequence, unless
+# the chunk would not fit in cache (medium), or the 1024-row cap (large)
+@pytest.mark.parametrize("T,B,D,H,itemsize,steps", [
+    (25, 1, 65, 100, 4, 25), (50, 32, 64, 128, 4, 7), (50, 32, 64, 128, 8, 7),
+    (100, 64, 128, 256, 4, 6), (100, 64, 128, 256, 8, 4),
+    (100, 128, 512, 1024, 4, 8)])
+def test_backward_chunk_size_of_workloads(T, B, D, H, itemsize, steps):
+    assert _recurrence.backward_steps(T, B, D, H, itemsize) == steps
 
 
 def check_training_step(p, x, targets, mode, dtype):
