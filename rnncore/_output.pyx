@@ -39,23 +39,16 @@ cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     """Mean cross-entropy of the output layer; writes dW_hy, db_y and
     dfeats = ∂L/∂feats (N, H) unless dfeats is NULL.  logits is workspace
     (ends as dlogits)."""
-    cdef Py_ssize_t r, c, r0, n, blocks
+    cdef Py_ssize_t r, c, i, n, r0 = 0
     cdef Py_ssize_t valid = count_valid(N, targets, ignore_index)
+    # blocks of equal size, so that none is much smaller than the others;
+    # at least one, whose GEMM writes dW_hy also when N is 0
+    cdef Py_ssize_t blocks = max(1, (N + OUTPUT_BLOCK_ROWS - 1) // OUTPUT_BLOCK_ROWS)
     cdef double loss = 0
     cdef floating *z
     memset(db_y, 0, C * sizeof(floating))
-    if valid == 0:  # no loss: every gradient is zero
-        memset(logits, 0, N * C * sizeof(floating))
-        memset(dW_hy, 0, C * H * sizeof(floating))
-        if dfeats != NULL:
-            memset(dfeats, 0, N * H * sizeof(floating))
-        return 0.0
-    # blocks of equal size, so that none is much smaller than the others
-    blocks = (N + OUTPUT_BLOCK_ROWS - 1) // OUTPUT_BLOCK_ROWS
-    r0 = 0
-    while r0 < N:
-        n = (N - r0 + blocks - 1) // blocks
-        blocks -= 1
+    for i in range(blocks):
+        n = (N - r0 + blocks - i - 1) // (blocks - i)
         z = logits + r0 * C
         logits_core(n, C, H, feats + r0 * H, W_hy, b_y, z, parts)
         loss += softmax_ce_sum(n, C, z, targets + r0, ignore_index, valid,
@@ -71,7 +64,7 @@ cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
             pgemm(parts, False, False, n, H, C, 1, z, C, W_hy, H, 0,
                   dfeats + r0 * H, H)
         r0 += n
-    return loss / valid
+    return loss / valid if valid > 0 else 0.0
 
 
 # ---- Python entry points: arrays already validated, C-contiguous, one dtype.

@@ -71,13 +71,16 @@ cdef double softmax_ce_sum(Py_ssize_t N, Py_ssize_t C, floating *z,
                            const Py_ssize_t *targets, Py_ssize_t ignore_index,
                            Py_ssize_t valid, int parts) noexcept nogil:
     """Summed cross-entropy of the rows of logits z (N, C), some of a batch
-    whose rows not ignored number ``valid`` (> 0); z is overwritten with the
+    whose rows not ignored number ``valid``; z is overwritten with the
     gradient of the batch's mean, (softmax(z) - 1_m) / valid, and ignored
-    rows with zero.  parts: of the team the call holds, 1 for none (the rows
-    are shared)."""
+    rows with zero (all of them, and the sum is 0, when valid is 0).  parts:
+    of the team the call holds, 1 for none (the rows are shared)."""
     cdef int p
     cdef double loss = 0
     cdef RowsTask task
+    if valid == 0:
+        memset(z, 0, N * C * sizeof(floating))
+        return 0.0
     if abs(parts) < 2 or N < abs(parts) or N * C < SPLIT_SOFTMAX_MIN_ELEMENTS:
         parts = 1
     parts = max(-TEAM_MAX_PARTS, min(parts, TEAM_MAX_PARTS))
@@ -101,10 +104,8 @@ cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, floating *z,
     Ignored rows get a zero gradient.  With no row left the loss is 0.
     """
     cdef Py_ssize_t valid = count_valid(N, targets, ignore_index)
-    if valid == 0:
-        memset(z, 0, N * C * sizeof(floating))
-        return 0.0
-    return softmax_ce_sum(N, C, z, targets, ignore_index, valid, parts) / valid
+    cdef double loss = softmax_ce_sum(N, C, z, targets, ignore_index, valid, parts)
+    return loss / valid if valid > 0 else 0.0
 
 
 # No bounds checks on the data-pointer addresses: see _recurrence.pyx.
