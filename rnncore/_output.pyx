@@ -30,6 +30,46 @@ cdef enum:
     OUTPUT_BLOCK_ROWS = 512
 
 
+cdef double output_rows(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
+                        const floating *feats, const Py_ssize_t *targets,
+                        Py_ssize_t ignore_index, Py_ssize_t valid,
+                        const floating *W_hy, const floating *b_y,
+                        floating *logits, floating *dW_hy, floating *db_y,
+                        bint accumulate, floating *dfeats,
+                        int parts) noexcept nogil:
+    """Summed cross-entropy of N rows of the output layer, some of a batch
+    whose rows not ignored number ``valid``.  Their share of the batch
+    mean's dW_hy and db_y is added to those (accumulate) or written to them;
+    dfeats = ∂L/∂feats (N, H) unless dfeats is NULL.  logits (N, C) is
+    workspace (ends as dlogits)."""
+    cdef Py_ssize_t r, c, i, n, r0 = 0
+    # blocks of equal size, so that none is much smaller than the others;
+    # at least one, whose GEMM writes dW_hy also when N is 0
+    cdef Py_ssize_t blocks = max(1, (N + OUTPUT_BLOCK_ROWS - 1) // OUTPUT_BLOCK_ROWS)
+    cdef double loss = 0
+    cdef floating *z
+    if not accumulate:
+        memset(db_y, 0, C * sizeof(floating))
+    for i in range(blocks):
+        n = (N - r0 + blocks - i - 1) // (blocks - i)
+        z = logits + r0 * C
+        logits_core(n, C, H, feats + r0 * H, W_hy, b_y, z, parts)
+        loss += softmax_ce_sum(n, C, z, targets + r0, ignore_index, valid,
+                               parts)  # -> dlogits
+        # dW_hy += dlogitsᵀ·feats: (C × n)·(n × H);  db_y += Σ_rows dlogits
+        pgemm(parts, True, False, C, H, n, 1, z, C, feats + r0 * H, H,
+              1 if accumulate or r0 > 0 else 0, dW_hy, H)
+        for r in range(n):
+            for c in range(C):
+                db_y[c] += z[r * C + c]
+        if dfeats != NULL:
+            # dfeats = dlogits·W_hy: (n × C)·(C × H)
+            pgemm(parts, False, False, n, H, C, 1, z, C, W_hy, H, 0,
+                  dfeats + r0 * H, H)
+        r0 += n
+    return loss
+
+
 cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                             const floating *feats, const Py_ssize_t *targets,
                             Py_ssize_t ignore_index, const floating *W_hy,
@@ -39,32 +79,56 @@ cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     """Mean cross-entropy of the output layer; writes dW_hy, db_y and
     dfeats = ∂L/∂feats (N, H) unless dfeats is NULL.  logits is workspace
     (ends as dlogits)."""
-    cdef Py_ssize_t r, c, i, n, r0 = 0
     cdef Py_ssize_t valid = count_valid(N, targets, ignore_index)
-    # blocks of equal size, so that none is much smaller than the others;
-    # at least one, whose GEMM writes dW_hy also when N is 0
-    cdef Py_ssize_t blocks = max(1, (N + OUTPUT_BLOCK_ROWS - 1) // OUTPUT_BLOCK_ROWS)
-    cdef double loss = 0
-    cdef floating *z
-    memset(db_y, 0, C * sizeof(floating))
-    for i in range(blocks):
-        n = (N - r0 + blocks - i - 1) // (blocks - i)
-        z = logits + r0 * C
-        logits_core(n, C, H, feats + r0 * H, W_hy, b_y, z, parts)
-        loss += softmax_ce_sum(n, C, z, targets + r0, ignore_index, valid,
-                               parts)  # -> dlogits
-        # dW_hy += dlogitsᵀ·feats: (C × n)·(n × H);  db_y += Σ_rows dlogits
-        pgemm(parts, True, False, C, H, n, 1, z, C, feats + r0 * H, H,
-              0 if r0 == 0 else 1, dW_hy, H)
-        for r in range(n):
-            for c in range(C):
-                db_y[c] += z[r * C + c]
-        if dfeats != NULL:
-            # dfeats = dlogits·W_hy: (n × C)·(C × H)
-            pgemm(parts, False, False, n, H, C, 1, z, C, W_hy, H, 0,
-                  dfeats + r0 * H, H)
-        r0 += n
+    cdef double loss = output_rows(N, C, H, feats, targets, ignore_index, valid,
+                                   W_hy, b_y, logits, dW_hy, db_y, False,
+                                   dfeats, parts)
     return loss / valid if valid > 0 else 0.0
+
+
+cdef void output_chunks_init(OutputChunks *o, Py_ssize_t N, Py_ssize_t C,
+                             Py_ssize_t H, const floating *feats,
+                             const Py_ssize_t *targets, Py_ssize_t ignore_index,
+                             const floating *W_hy, const floating *b_y,
+                             floating *logits, floating *dW_hy, floating *db_y,
+                             int parts) noexcept nogil:
+    """The output layer over feats (N, H), for output_chunk; logits holds
+    the rows of the largest chunk."""
+    o.C, o.H, o.ignore_index, o.parts = C, H, ignore_index, parts
+    o.valid = count_valid(N, targets, ignore_index)
+    o.feats, o.targets, o.W_hy, o.b_y = feats, targets, W_hy, b_y
+    o.logits, o.dW_hy, o.db_y = logits, dW_hy, db_y
+    o.loss, o.started, o.single = 0, False, floating is float
+
+
+cdef const void *output_chunk(void *ctx, Py_ssize_t r0,
+                              Py_ssize_t rows) noexcept nogil:
+    """The output layer for rows [r0, r0 + rows) of an OutputChunks: adds
+    their loss to its sum and their share to dW_hy and db_y (written by the
+    first call); returns their dlogits (rows, C)."""
+    cdef OutputChunks *o = <OutputChunks *>ctx
+    if o.single:
+        o.loss += output_rows(
+            rows, o.C, o.H, <const float *>o.feats + r0 * o.H, o.targets + r0,
+            o.ignore_index, o.valid, <const float *>o.W_hy,
+            <const float *>o.b_y, <float *>o.logits, <float *>o.dW_hy,
+            <float *>o.db_y, o.started, <float *>NULL, o.parts)
+    else:
+        o.loss += output_rows(
+            rows, o.C, o.H, <const double *>o.feats + r0 * o.H, o.targets + r0,
+            o.ignore_index, o.valid, <const double *>o.W_hy,
+            <const double *>o.b_y, <double *>o.logits, <double *>o.dW_hy,
+            <double *>o.db_y, o.started, <double *>NULL, o.parts)
+    o.started = True
+    return o.logits
+
+
+cdef double output_chunks_loss(OutputChunks *o) noexcept nogil:
+    """The mean loss once every row has been through output_chunk (writing
+    the gradients first if none has: no rows)."""
+    if not o.started:
+        output_chunk(o, 0, 0)
+    return o.loss / o.valid if o.valid > 0 else 0.0
 
 
 # ---- Python entry points: arrays already validated, C-contiguous, one dtype.

@@ -15,8 +15,14 @@ cpdef check_wbuf(const floating[::1] wbuf, Py_ssize_t H)
 cpdef Py_ssize_t backward_wbuf_len(const floating[::1] wbuf, Py_ssize_t B,
                                    Py_ssize_t H) except -1
 
+# backward_core's source of a chunk's rows [r0, r0 + rows) of ``ext``
+# (rows, E), computed when the backward pass reaches them.
+ctypedef const void *(*ExtRows)(void *ctx, Py_ssize_t r0,
+                                Py_ssize_t rows) noexcept nogil
+
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         const floating *ext, Py_ssize_t E, const floating *W_ext,
+                        ExtRows ext_rows, void *ext_ctx,
                         const floating *dh_last, const floating *hs,
                         const floating *x, const floating *W_xh,
                         const floating *W_hh, const floating *h0,

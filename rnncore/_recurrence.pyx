@@ -180,6 +180,7 @@ cpdef Py_ssize_t backward_wbuf_len(const floating[::1] wbuf, Py_ssize_t B,
 
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         const floating *ext, Py_ssize_t E, const floating *W_ext,
+                        ExtRows ext_rows, void *ext_ctx,
                         const floating *dh_last, const floating *hs,
                         const floating *x, const floating *W_xh,
                         const floating *W_hh, const floating *h0,
@@ -192,11 +193,13 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
 
     ∂L/∂h_t from outside the recurrence is ``ext`` (T·B, E) times
     ``W_ext`` (E, H) (an output layer's dlogits·W_hy), or ``ext`` itself
-    (E = H) when W_ext is NULL, or zero when ext is NULL; each sequence's
-    last step also receives ``dh_last`` (may be NULL).  For each chunk of K
-    steps, ``work`` (K, B, H) receives δ_t = (1 - h_t²) ⊙ (∂L/∂h_t +
-    δ_{t+1}·W_hh), and the chunk's share of the weight gradients is one GEMM
-    each.  ``dh0`` (B, H) doubles as the carry δ_{t+1}·W_hh and ends as
+    (E = H) when W_ext is NULL, or zero when ext is NULL.  ``ext_rows``,
+    when not NULL, computes each chunk's rows of ext instead (from ext_ctx,
+    just before the chunk needs them, so ext need not exist as a whole).
+    Each sequence's last step also receives ``dh_last`` (may be NULL).  For
+    each chunk of K steps, ``work`` (K, B, H) receives δ_t = (1 - h_t²) ⊙
+    (∂L/∂h_t + δ_{t+1}·W_hh), and the chunk's share of the weight gradients
+    is one GEMM each.  ``dh0`` (B, H) doubles as the carry δ_{t+1}·W_hh and ends as
     ∂L/∂h0.  ``dx`` may be NULL (not wanted).  ``wbuf`` is workspace for
     W_hh packed (wbuf_len elements: weight_buffer_len(H) when B >
     SMALL_GEMM_MAX_ROWS; may be NULL with wbuf_len 0 otherwise).
@@ -204,6 +207,7 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
     cdef Py_ssize_t t, t0, t1, b, i, rows, BH = B * H
     cdef floating *d_t
     cdef const floating *h_t
+    cdef const floating *e
     cdef StepKind kind = step_kind(B, H, wbuf, wbuf_len, parts)
     cdef const floating *w = step_weights(kind, H, W_hh, False, wbuf)
     if dh_last != NULL and lengths == NULL:
@@ -218,14 +222,17 @@ cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
         t0 = t1 - K if t1 > K else 0
         rows = (t1 - t0) * B
         # the chunk's gradient from outside the recurrence
-        if ext == NULL:
+        if ext_rows != NULL:
+            e = <const floating *>ext_rows(ext_ctx, t0 * B, rows)
+        else:
+            e = ext + t0 * B * E if ext != NULL else NULL
+        if e == NULL:
             memset(work, 0, rows * H * sizeof(floating))
         elif W_ext == NULL:
-            memcpy(work, ext + t0 * BH, rows * H * sizeof(floating))
+            memcpy(work, e, rows * H * sizeof(floating))
         else:
             # ext·W_ext: (rows × E)·(E × H)
-            pgemm(parts, False, False, rows, H, E, 1, ext + t0 * B * E, E, W_ext,
-                  H, 0, work, H)
+            pgemm(parts, False, False, rows, H, E, 1, e, E, W_ext, H, 0, work, H)
         for t in range(t1 - 1, t0 - 1, -1):
             d_t = work + (t - t0) * BH
             h_t = hs + t * BH
@@ -357,9 +364,9 @@ def backward(const floating[:, :, ::1] dhs not None,
     cdef int parts
     with nogil:
         parts = team_for_steps(B, H, wbuf_p, wbuf_len)
-        backward_core(T, B, D, H, dhs_p, H, <floating *>NULL, dhl_p, &hs[0, 0, 0],
-                      &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p, len_p,
-                      work.shape[0], &work[0, 0, 0], wbuf_p, wbuf_len,
-                      &dh0[0, 0], dx_p,
-                      &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0], parts)
+        backward_core(T, B, D, H, dhs_p, H, <floating *>NULL, NULL, NULL, dhl_p,
+                      &hs[0, 0, 0], &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p,
+                      len_p, work.shape[0], &work[0, 0, 0], wbuf_p, wbuf_len,
+                      &dh0[0, 0], dx_p, &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0],
+                      parts)
         release_team(parts)

@@ -2,14 +2,17 @@
 cross-entropy and backpropagation through time, in a single nogil region.
 
 mode "seq": logits at every step, from hs (T·B rows), targets (T·B,) with
-padded steps already set to ignore_index.  mode "last": logits from each
-sequence's final state (B rows), targets (B,).
+padded steps already set to ignore_index; the backward pass runs the output
+layer for each chunk of steps as it reaches it, so logits holds one chunk's
+rows.  mode "last": logits from each sequence's final state (B rows),
+targets (B,).
 """
 cimport cython
 from cython cimport floating
 
 from rnncore._blas cimport team_for_steps
-from rnncore._output cimport loss_grads_core
+from rnncore._output cimport (OutputChunks, loss_grads_core, output_chunk,
+                              output_chunks_init, output_chunks_loss)
 from rnncore._parallel cimport release_team
 from rnncore._recurrence cimport (backward_core, backward_wbuf_len, check_work,
                                   forward_core, gather_last)
@@ -35,8 +38,8 @@ cdef double train_step_core(
     pack W_hh into wbuf (wbuf_len elements), once for each pass.  parts: of
     the team the call holds (rnncore/_parallel.pyx), 1 for none.
     """
-    cdef Py_ssize_t N = T * B if seq else B
     cdef double loss
+    cdef OutputChunks out
 
     if wbuf != NULL:
         forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, wbuf,
@@ -45,20 +48,22 @@ cdef double train_step_core(
         forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, dW_hh, H * H,
                      hs, parts)
     gather_last(T, B, H, hs, lengths, h_last)
-    # "last": the output layer's ∂L/∂h of the last states into dh_last.
-    # "seq": logits ends as dlogits, and backward_core forms each chunk's
-    # ∂L/∂h_t = dlogits_t·W_hy itself, so no (T, B, H) array holds them.
-    loss = loss_grads_core(N, C, H, hs if seq else h_last, targets, ignore_index,
-                           W_hy, b_y, logits, dW_hy, db_y,
-                           <floating *>NULL if seq else dh_last, parts)
     if seq:
-        backward_core(T, B, D, H, logits, C, W_hy, <floating *>NULL, hs, x,
-                      W_xh, W_hh, h0, lengths, K, work, wbuf, wbuf_len, dh0,
-                      <floating *>NULL, dW_xh, dW_hh, db_h, parts)
-    else:
-        backward_core(T, B, D, H, <floating *>NULL, H, <floating *>NULL, dh_last,
-                      hs, x, W_xh, W_hh, h0, lengths, K, work, wbuf, wbuf_len,
-                      dh0, <floating *>NULL, dW_xh, dW_hh, db_h, parts)
+        # each chunk's logits, softmax, share of dW_hy and db_y, and
+        # ∂L/∂h_t = dlogits_t·W_hy, while its hidden states are in cache
+        output_chunks_init(&out, T * B, C, H, hs, targets, ignore_index, W_hy,
+                           b_y, logits, dW_hy, db_y, parts)
+        backward_core(T, B, D, H, <floating *>NULL, C, W_hy, output_chunk, &out,
+                      <floating *>NULL, hs, x, W_xh, W_hh, h0, lengths, K, work,
+                      wbuf, wbuf_len, dh0, <floating *>NULL, dW_xh, dW_hh, db_h,
+                      parts)
+        return output_chunks_loss(&out)
+    # "last": the output layer's ∂L/∂h of the last states into dh_last
+    loss = loss_grads_core(B, C, H, h_last, targets, ignore_index, W_hy, b_y,
+                           logits, dW_hy, db_y, dh_last, parts)
+    backward_core(T, B, D, H, <floating *>NULL, H, <floating *>NULL, NULL, NULL,
+                  dh_last, hs, x, W_xh, W_hh, h0, lengths, K, work, wbuf,
+                  wbuf_len, dh0, <floating *>NULL, dW_xh, dW_hh, db_h, parts)
     return loss
 
 
@@ -80,14 +85,20 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
                floating[:, ::1] dh0 not None):
     """Arrays validated, C-contiguous, one dtype; h0 and lengths are empty
     arrays when absent.  The last six arrays are workspace; work is
-    (backward_steps(T, B), B, H), wbuf (weight_buffer_len(H, itemsize),)
-    when needs_weight_buffer(B), else may be empty."""
+    (K, B, H) with K = backward_steps(T, B, D, H, itemsize), wbuf
+    (weight_buffer_len(H, itemsize),) when needs_weight_buffer(B), else may
+    be empty, logits (min(K, T)·B, C) in mode seq, (B, C) in mode last."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0], C = W_hy.shape[0]
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
     cdef double loss
     check_work(work, B, H)
+    # the rows of one chunk of steps (seq) or of the last states
+    cdef Py_ssize_t rows = min(work.shape[0], T) * B if seq else B
+    if logits.shape[0] < rows or logits.shape[1] != C:
+        raise ValueError(f"logits must have shape (>= {rows}, {C}), got "
+                         f"{(logits.shape[0], logits.shape[1])}")
     cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf, B, H)
     cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
     cdef int parts

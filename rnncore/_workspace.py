@@ -19,6 +19,8 @@ import threading
 
 import numpy as np
 
+from rnncore import _recurrence
+
 # The most a thread keeps for each function.  Larger calls allocate afresh:
 # their arithmetic outweighs the allocation, and a cache would hold on to
 # memory the size of their inputs.
@@ -52,3 +54,14 @@ def scratch(owner, shapes, dtype, empty):
     if ws is None:
         ws = _threads.__dict__[owner] = Workspace()
     return [ws.get(i, shape, dtype) for i, shape in enumerate(shapes)]
+
+
+def train_step_shapes(seq, T, B, D, H, C, itemsize):
+    """The shapes of the fused training step's workspace
+    (rnncore/_training.pyx): hs, δ of a chunk of K steps, W_hh packed,
+    logits (of one chunk's rows in mode "seq", whose output layer runs chunk
+    by chunk), ∂L/∂h_last, carry."""
+    K = _recurrence.backward_steps(T, B, D, H, itemsize)
+    return ((T, B, H), (K, B, H),
+            (_recurrence.backward_weight_buffer_len(B, H, itemsize),),
+            (K * B if seq else B, C), (B, H), (B, H))

@@ -28,7 +28,7 @@ from rnncore._validation import (
     check_mode,
     check_targets,
 )
-from rnncore._workspace import scratch
+from rnncore._workspace import scratch, train_step_shapes
 
 __all__ = [
     "RNNGrads",
@@ -557,14 +557,6 @@ def _plain_output_dims(hs, W_hy, b_y):
     return N, H, C
 
 
-def _train_workspace_shapes(seq, T, B, D, H, C, itemsize):
-    """The shapes of train_step's workspace: hs, δ of a chunk of steps,
-    W_hh packed, logits, ∂L/∂h_last, carry."""
-    return ((T, B, H), (_recurrence.backward_steps(T, B, D, H, itemsize), B, H),
-            (_recurrence.backward_weight_buffer_len(B, H, itemsize),),
-            (T * B if seq else B, C), (B, H), (B, H))
-
-
 def _train_step(seq, x, W_xh, W_hh, b_h, W_hy, b_y, targets, C, ignore_index,
                 h0, lengths, empty):
     """The compiled step on checked arrays; new gradients and h_last.
@@ -579,6 +571,6 @@ def _train_step(seq, x, W_xh, W_hh, b_h, W_hy, b_y, targets, C, ignore_index,
         seq, x, targets, ignore_index, W_xh, W_hh, b_h, W_hy, b_y, h0, lengths,
         grads["W_xh"], grads["W_hh"], grads["b_h"], grads["W_hy"], grads["b_y"],
         h_last,
-        *scratch("loss_and_grads", _train_workspace_shapes(
+        *scratch("loss_and_grads", train_step_shapes(
             seq, T, B, D, H, C, x.dtype.itemsize), x.dtype, empty))
     return loss, grads, h_last

@@ -25,7 +25,7 @@ from rnncore._validation import (
     check_nbytes,
     check_targets,
 )
-from rnncore._workspace import Workspace
+from rnncore._workspace import Workspace, train_step_shapes
 from rnncore.functional import softmax, softmax_cross_entropy
 
 __all__ = ["RNN"]
@@ -398,18 +398,16 @@ class RNN:
         h_n = ws.get("h_n", (1, B, H), dt)
         s = _layer_suffix(0, 0)
         p = self.params
+        names = ("hs", "work", "wbuf", "logits", "dh_last", "dh0")
+        shapes = train_step_shapes(seq, T, B, x.shape[2], H, C,
+                                   np.dtype(dt).itemsize)
         loss = guarded(
             _training.train_step,
             seq, x, targets, ignore_index, p["W_xh" + s], p["W_hh" + s],
             p["b_h" + s], p["W_hy"], p["b_y"], h0, lengths, grads["W_xh" + s],
             grads["W_hh" + s], grads["b_h" + s], grads["W_hy"], grads["b_y"],
-            h_n[0], ws.get("hs", (T, B, H), dt),
-            ws.get("work", (_recurrence.backward_steps(
-                T, B, x.shape[2], H, np.dtype(dt).itemsize), B, H), dt),
-            ws.get("wbuf", (_recurrence.backward_weight_buffer_len(
-                B, H, np.dtype(dt).itemsize),), dt),
-            ws.get("logits", (T * B if seq else B, C), dt),
-            ws.get("dh_last", (B, H), dt), ws.get("dh0", (B, H), dt))
+            h_n[0], *(ws.get(name, shape, dt)
+                      for name, shape in zip(names, shapes, strict=True)))
         return loss, h_n
 
     def _layered_step(self, seq, x, targets, ignore_index, h0s, lengths, grads, ws):

@@ -15,6 +15,7 @@ quarantine of freed memory, so only tracemalloc is checked there.
 import gc
 import os
 import sys
+import threading
 import tracemalloc
 
 import numpy as np
@@ -174,3 +175,31 @@ def test_rejected_calls_keep_memory_flat(problem):
                 raise AssertionError("a rejected call returned")
 
     assert_flat(step, 3_000)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_training_step_holds_one_chunk_of_logits(dtype):
+    """In mode "seq" the output layer runs chunk by chunk inside the backward
+    pass: a step's peak allocation (its workspace included: a new thread has
+    none yet) stays far below the T·B·C logits of the whole sequence."""
+    rng = np.random.default_rng(8)
+    T, B, D, H, C = 200, 8, 4, 8, 1024
+    params, x, targets, kw = make_problem(rng, T, B, D, H, C, dtype=dtype)
+    whole = T * B * C * np.dtype(dtype).itemsize
+    peak = []
+
+    def step():
+        tracemalloc.start()
+        try:
+            loss, grads, _ = rnncore.loss_and_grads(params, x, targets, **kw)
+            peak.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+        assert np.isfinite(loss) and grads["W_hy"].shape == (C, H)
+
+    thread = threading.Thread(target=step)
+    thread.start()
+    thread.join()
+    assert peak and peak[0] < whole / 4, (
+        f"a step allocated {peak[0]} bytes at its peak; the whole sequence's "
+        f"logits are {whole}")

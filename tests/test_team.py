@@ -16,7 +16,7 @@ import pytest
 import reference
 import rnncore
 from rnn_util import assert_close, make_problem, run_python, seed_for
-from rnncore import _parallel, _threads
+from rnncore import _parallel, _recurrence, _threads
 from test_blas_threads import blas_threads
 from test_kernel_shapes import np_backward, np_forward
 
@@ -26,9 +26,9 @@ pytestmark = pytest.mark.skipif(
 # (T, B, D, H, C): per-step products of at least 2**19 multiply-adds, with
 # H a multiple of the packed panels: every one takes the team.  B = 8 is a
 # batch whose backward pass reads W_hh unpacked, on the caller alone; the
-# first has enough logits (T·B·C >= 2**15) for the team to share the
-# softmax.
-SHAPES = [(20, 40, 12, 128, 50), (4, 33, 7, 160, 5), (3, 8, 5, 256, 4)]
+# first has enough logits in each backward chunk (4 steps: 160 rows × C >=
+# 2**15) for the team to share the softmax.
+SHAPES = [(20, 40, 12, 128, 256), (4, 33, 7, 160, 5), (3, 8, 5, 256, 4)]
 CASES = [(shape, dtype, variant) for shape in SHAPES
          for dtype in (np.float32, np.float64)
          for variant in ("plain", "lengths", "h0")]
@@ -151,6 +151,13 @@ def test_team_is_used_only_where_it_pays(tmp_path):
     result = run_python(["-c", TEAM_USE], cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "0", "1"]
+
+
+def test_first_shape_shares_the_softmax():
+    T, B, D, H, C = SHAPES[0]
+    for itemsize in (4, 8):
+        K = _recurrence.backward_steps(T, B, D, H, itemsize)
+        assert K * B * C >= 2**15, (itemsize, K)
 
 
 def test_blas_threads_come_back():
