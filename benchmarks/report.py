@@ -322,8 +322,9 @@ def memory_section(results):
         "scratch space rnncore keeps per thread between calls is counted); "
         "inputs and parameters are not "
         'included. "Must hold" is what any implementation has to allocate: hidden '
-        "states T·B·H (kept for the backward pass), logits (T·B·C for seq, B·C for "
-        "last) and one gradient per parameter.\n\n"
+        "states T·B·H (kept for the backward pass), the logits of one step (B·C; "
+        "in mode seq the output layer can run as the backward pass reaches each "
+        "step) and one gradient per parameter.\n\n"
         + md_table(
             [
                 "workload",

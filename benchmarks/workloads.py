@@ -69,12 +69,13 @@ def make_problem(workload, dtype):
 
 def minimum_training_bytes(workload, dtype, mode):
     """Bytes a training step must allocate at the least: the hidden states
-    (T·B·H, kept for the backward pass), the logits (T·B·C for "seq", B·C
-    for "last") and one gradient per parameter."""
+    (T·B·H, kept for the backward pass), the logits of one step (B·C: in
+    mode "seq" the output layer can run step by step as the backward pass
+    reaches it, so no step needs all T·B·C at once) and one gradient per
+    parameter: the same for both modes."""
     T, B, D, H, C = WORKLOADS[workload]
-    rows_out = T * B if mode == "seq" else B
     n_params = H * D + H * H + H + C * H + C
-    return (T * B * H + rows_out * C + n_params) * ITEMSIZE[dtype]
+    return (T * B * H + B * C + n_params) * ITEMSIZE[dtype]
 
 
 def parameter_bytes(workload, dtype):
