@@ -78,6 +78,15 @@ def minimum_training_bytes(workload, dtype, mode):
     return (T * B * H + B * C + n_params) * ITEMSIZE[dtype]
 
 
+def all_logits_training_bytes(workload, dtype, mode):
+    """minimum_training_bytes plus the logits of every other step (in mode
+    "seq"): what a step holds that keeps all T·B·C logits, as the NumPy peer
+    does."""
+    T, B, _D, _H, C = WORKLOADS[workload]
+    extra = (T - 1) * B * C if mode == "seq" else 0
+    return minimum_training_bytes(workload, dtype, mode) + extra * ITEMSIZE[dtype]
+
+
 def parameter_bytes(workload, dtype):
     _T, _B, D, H, C = WORKLOADS[workload]
     return (H * D + H * H + H + C * H + C) * ITEMSIZE[dtype]
