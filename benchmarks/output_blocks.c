@@ -3,7 +3,7 @@
  * logits = hs·W_hyᵀ, their softmax row by row (rnncore/_simd.h), then
  * dW_hy = dlogitsᵀ·hs on SciPy's OpenBLAS, over all T·B rows at once
  * ("whole") or in blocks of rows, each block's three steps while its rows
- * are in cache (loss_grads_core in rnncore/_output.pyx, OUTPUT_BLOCK_ROWS).
+ * are in cache (output_rows in rnncore/_output.pyx, OUTPUT_BLOCK_ROWS).
  * Best of the repeats, the variants in turn in each.
  *
  * Build and run from the repository root (the library path is SciPy's):

@@ -228,6 +228,33 @@ def test_kernels_refuse_a_wrong_work_buffer(shape):
                              e(0), e((6, 3)), e((2, 4)), e((2, 4)))
 
 
+@pytest.mark.parametrize("seq,K,rows,ok", [
+    (True, 2, 3, False), (True, 2, 4, True), (True, 5, 6, True),
+    (True, 5, 5, False), (False, 2, 1, False), (False, 2, 2, True)])
+def test_training_step_checks_the_logits_buffer(seq, K, rows, ok):
+    """logits holds one chunk's rows in mode "seq" (min(K, T)·B: the chunk
+    is never longer than the sequence), the last states' in "last" (B)."""
+    e = np.zeros
+    lengths = np.empty(0, np.intp)
+    T, B, H, C = 3, 2, 4, 3
+    targets = np.zeros(T * B if seq else B, np.intp)
+
+    def step(logits):
+        return _training.train_step(
+            seq, e((T, B, 1)), targets, -100, e((H, 1)), e((H, H)), e(H),
+            e((C, H)), e(C), e((0, 0)), lengths, e((H, 1)), e((H, H)), e(H),
+            e((C, H)), e(C), e((B, H)), e((T, B, H)), e((K, B, H)), e(0),
+            logits, e((B, H)), e((B, H)))
+
+    if ok:
+        assert step(e((rows, C))) == pytest.approx(np.log(C))
+    else:
+        with pytest.raises(ValueError, match="logits must have shape"):
+            step(e((rows, C)))
+    with pytest.raises(ValueError, match="logits must have shape"):
+        step(e((T * B, C + 1)))
+
+
 def test_kernels_refuse_a_short_weight_buffer():
     """The packed W_hh needs whole panels: a buffer of H·H is too short."""
     e = np.zeros
@@ -316,17 +343,21 @@ def test_training_step_with_wide_chunk_products(rng, dtype, mode, B, D, H, C):
 @pytest.mark.parametrize("dtype", DTYPES)
 # rows of the output layer (T·B in mode "seq", B in "last") around the
 # blocks it trains in (_output.OUTPUT_BLOCK_ROWS = 512, split evenly): one
-# block, one row past it, several; in "ignored" the first 600 rows (whole
-# blocks) have no target, so the loss is the mean over the other rows
+# block, one row past it, several; "first" and "last" leave the first or
+# the last 600 rows (whole blocks and chunks) without a target, so the loss
+# is the mean over the other rows ("last": the backward pass's first chunk,
+# which writes dW_hy and db_y, has no row left)
 @pytest.mark.parametrize("mode,T,B", [("seq", 8, 64), ("seq", 1, 513),
                                       ("seq", 9, 171), ("last", 2, 1100)])
-@pytest.mark.parametrize("ignored", [False, True])
+@pytest.mark.parametrize("ignored", [None, "first", "last"])
 def test_training_step_with_output_layer_in_blocks(rng, dtype, mode, T, B,
                                                    ignored):
     D, H, C = 5, 24, 7
     p = make_params(rng, D, H, C, np.float64)
     x = rng.standard_normal((T, B, D))
     targets = rng.integers(0, C, (T, B) if mode == "seq" else (B,))
-    if ignored:
+    if ignored == "first":
         targets.reshape(-1)[:600] = -100
+    elif ignored == "last":
+        targets.reshape(-1)[-600:] = -100
     check_training_step(p, x, targets, mode, dtype)

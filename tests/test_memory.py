@@ -186,20 +186,24 @@ def test_training_step_holds_one_chunk_of_logits(dtype):
     T, B, D, H, C = 200, 8, 4, 8, 1024
     params, x, targets, kw = make_problem(rng, T, B, D, H, C, dtype=dtype)
     whole = T * B * C * np.dtype(dtype).itemsize
-    peak = []
+    peak, failed = [], []
 
     def step():
         tracemalloc.start()
         try:
             loss, grads, _ = rnncore.loss_and_grads(params, x, targets, **kw)
             peak.append(tracemalloc.get_traced_memory()[1])
+            assert np.isfinite(loss) and grads["W_hy"].shape == (C, H)
+        except BaseException as exc:  # re-raised on the test's thread
+            failed.append(exc)
         finally:
             tracemalloc.stop()
-        assert np.isfinite(loss) and grads["W_hy"].shape == (C, H)
 
     thread = threading.Thread(target=step)
     thread.start()
     thread.join()
-    assert peak and peak[0] < whole / 4, (
+    if failed:
+        raise failed[0]
+    assert peak[0] < whole / 4, (
         f"a step allocated {peak[0]} bytes at its peak; the whole sequence's "
         f"logits are {whole}")
