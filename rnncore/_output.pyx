@@ -54,7 +54,7 @@ cdef double output_rows(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
         n = (N - r0 + blocks - i - 1) // (blocks - i)
         z = logits + r0 * C
         logits_core(n, C, H, feats + r0 * H, W_hy, b_y, z, parts)
-        loss += softmax_ce_sum(n, C, z, targets + r0, ignore_index, valid,
+        loss += softmax_ce_sum(n, C, z, z, targets + r0, ignore_index, valid,
                                parts)  # -> dlogits
         # dW_hy += dlogitsᵀ·feats: (C × n)·(n × H);  db_y += Σ_rows dlogits
         pgemm(parts, True, False, C, H, n, 1, z, C, feats + r0 * H, H,

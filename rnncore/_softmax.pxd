@@ -4,10 +4,11 @@ from cython cimport floating
 cdef Py_ssize_t count_valid(Py_ssize_t N, const Py_ssize_t *targets,
                             Py_ssize_t ignore_index) noexcept nogil
 
-cdef double softmax_ce_sum(Py_ssize_t N, Py_ssize_t C, floating *z,
-                           const Py_ssize_t *targets, Py_ssize_t ignore_index,
-                           Py_ssize_t valid, int parts) noexcept nogil
+cdef double softmax_ce_sum(Py_ssize_t N, Py_ssize_t C, const floating *logits,
+                           floating *z, const Py_ssize_t *targets,
+                           Py_ssize_t ignore_index, Py_ssize_t valid,
+                           int parts) noexcept nogil
 
-cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, floating *z,
-                            const Py_ssize_t *targets,
+cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, const floating *logits,
+                            floating *z, const Py_ssize_t *targets,
                             Py_ssize_t ignore_index, int parts) noexcept nogil

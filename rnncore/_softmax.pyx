@@ -3,11 +3,12 @@
 Every row is shifted by its maximum before exp, so any finite logits give a
 finite result; the loss is accumulated in double precision.
 """
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 cimport cython
 from cython cimport floating
 
-from rnncore._parallel cimport TEAM_MAX_PARTS, team_split
+from rnncore._parallel cimport (TEAM_MAX_PARTS, blas_threads, claim_team,
+                                release_team, team_split)
 from rnncore._simd cimport softmax_row
 
 
@@ -19,6 +20,7 @@ cdef enum:
 
 ctypedef struct RowsTask:
     Py_ssize_t N, C, ignore_index
+    const void *logits
     void *z
     const Py_ssize_t *targets
     double scale
@@ -26,22 +28,25 @@ ctypedef struct RowsTask:
     double loss[TEAM_MAX_PARTS]  # each part's sum
 
 
-cdef double ce_rows(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C, floating *z,
+cdef double ce_rows(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                    const floating *logits, floating *z,
                     const Py_ssize_t *targets, Py_ssize_t ignore_index,
                     floating scale) noexcept nogil:
-    """Rows [r0, r1) of softmax_ce_core: their summed loss; z <- gradient."""
+    """Rows [r0, r1) of softmax_ce_sum: their summed loss; z <- gradient
+    (z may be logits)."""
     cdef Py_ssize_t n
     cdef floating zmax
+    cdef const floating *x_n
     cdef floating *z_n
     cdef double zt, loss = 0
     for n in range(r0, r1):
-        z_n = z + n * C
+        x_n, z_n = logits + n * C, z + n * C
         if targets[n] == ignore_index:
             memset(z_n, 0, C * sizeof(floating))
             continue
-        zt = z_n[targets[n]]
-        # loss_n = logsumexp(z_n) - z_n[m];  ∂loss/∂z_n = (softmax(z_n) - 1_m) / valid
-        loss += softmax_row(z_n, z_n, C, scale, &zmax)
+        zt = x_n[targets[n]]
+        # loss_n = logsumexp(x_n) - x_n[m];  ∂loss/∂x_n = (softmax(x_n) - 1_m) / valid
+        loss += softmax_row(x_n, z_n, C, scale, &zmax)
         loss += zmax - zt
         z_n[targets[n]] -= scale
     return loss
@@ -51,11 +56,13 @@ cdef void ce_part(void *arg, int part, int parts) noexcept nogil:
     cdef RowsTask *t = <RowsTask *>arg
     cdef Py_ssize_t r0 = t.N * part // parts, r1 = t.N * (part + 1) // parts
     if t.single:
-        t.loss[part] = ce_rows(r0, r1, t.C, <float *>t.z, t.targets,
-                               t.ignore_index, <float>t.scale)
+        t.loss[part] = ce_rows(r0, r1, t.C, <const float *>t.logits,
+                               <float *>t.z, t.targets, t.ignore_index,
+                               <float>t.scale)
     else:
-        t.loss[part] = ce_rows(r0, r1, t.C, <double *>t.z, t.targets,
-                               t.ignore_index, t.scale)
+        t.loss[part] = ce_rows(r0, r1, t.C, <const double *>t.logits,
+                               <double *>t.z, t.targets, t.ignore_index,
+                               t.scale)
 
 
 cdef Py_ssize_t count_valid(Py_ssize_t N, const Py_ssize_t *targets,
@@ -67,14 +74,16 @@ cdef Py_ssize_t count_valid(Py_ssize_t N, const Py_ssize_t *targets,
     return valid
 
 
-cdef double softmax_ce_sum(Py_ssize_t N, Py_ssize_t C, floating *z,
-                           const Py_ssize_t *targets, Py_ssize_t ignore_index,
-                           Py_ssize_t valid, int parts) noexcept nogil:
-    """Summed cross-entropy of the rows of logits z (N, C), some of a batch
-    whose rows not ignored number ``valid``; z is overwritten with the
-    gradient of the batch's mean, (softmax(z) - 1_m) / valid, and ignored
-    rows with zero (all of them, and the sum is 0, when valid is 0).  parts:
-    of the team the call holds, 1 for none (the rows are shared)."""
+cdef double softmax_ce_sum(Py_ssize_t N, Py_ssize_t C, const floating *logits,
+                           floating *z, const Py_ssize_t *targets,
+                           Py_ssize_t ignore_index, Py_ssize_t valid,
+                           int parts) noexcept nogil:
+    """Summed cross-entropy of the rows of logits (N, C), some of a batch
+    whose rows not ignored number ``valid``; z (N, C; may be logits itself)
+    receives the gradient of the batch's mean, (softmax(logits) - 1_m) /
+    valid, and ignored rows zero (all of them, and the sum is 0, when valid
+    is 0).  parts: of the team the call holds, 1 for none (the rows are
+    shared)."""
     cdef int p
     cdef double loss = 0
     cdef RowsTask task
@@ -84,8 +93,8 @@ cdef double softmax_ce_sum(Py_ssize_t N, Py_ssize_t C, floating *z,
     if abs(parts) < 2 or N < abs(parts) or N * C < SPLIT_SOFTMAX_MIN_ELEMENTS:
         parts = 1
     parts = max(-TEAM_MAX_PARTS, min(parts, TEAM_MAX_PARTS))
-    task.N, task.C, task.ignore_index, task.z, task.targets = (
-        N, C, ignore_index, z, targets)
+    task.N, task.C, task.ignore_index, task.targets = N, C, ignore_index, targets
+    task.logits, task.z = logits, z
     # the scale rounded to the dtype, as ce_rows applies it
     task.scale, task.single = <floating>(1.0 / valid), floating is float
     team_split(parts, ce_part, &task)
@@ -94,17 +103,18 @@ cdef double softmax_ce_sum(Py_ssize_t N, Py_ssize_t C, floating *z,
     return loss
 
 
-cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, floating *z,
-                            const Py_ssize_t *targets,
+cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, const floating *logits,
+                            floating *z, const Py_ssize_t *targets,
                             Py_ssize_t ignore_index, int parts) noexcept nogil:
-    """Mean cross-entropy of logits z (N, C) over rows whose target is not
-    ignore_index; z is overwritten with the gradient (softmax(z) - 1_m) / n.
-    parts: as for softmax_ce_sum.
+    """Mean cross-entropy of logits (N, C) over rows whose target is not
+    ignore_index; z (may be logits) receives the gradient (softmax(logits) -
+    1_m) / n.  parts: as for softmax_ce_sum.
 
     Ignored rows get a zero gradient.  With no row left the loss is 0.
     """
     cdef Py_ssize_t valid = count_valid(N, targets, ignore_index)
-    cdef double loss = softmax_ce_sum(N, C, z, targets, ignore_index, valid, parts)
+    cdef double loss = softmax_ce_sum(N, C, logits, z, targets, ignore_index,
+                                      valid, parts)
     return loss / valid if valid > 0 else 0.0
 
 
@@ -117,9 +127,15 @@ def cross_entropy(const floating[:, ::1] logits not None,
     """Returns the mean loss and writes its gradient into dlogits."""
     cdef Py_ssize_t N = logits.shape[0], C = logits.shape[1]
     cdef double loss
+    cdef int parts
     with nogil:
-        memcpy(&dlogits[0, 0], &logits[0, 0], N * C * sizeof(floating))
-        loss = softmax_ce_core(N, C, &dlogits[0, 0], &targets[0], ignore_index, 1)
+        # the team for as many logits as a training step's output layer
+        # shares (softmax_ce_sum splits from SPLIT_SOFTMAX_MIN_ELEMENTS)
+        parts = (claim_team() if N >= 2 and N * C >= SPLIT_SOFTMAX_MIN_ELEMENTS
+                 and blas_threads() > 1 else 1)
+        loss = softmax_ce_core(N, C, &logits[0, 0], &dlogits[0, 0], &targets[0],
+                               ignore_index, parts)
+        release_team(parts)
     return loss
 
 

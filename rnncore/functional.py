@@ -291,6 +291,8 @@ def softmax_cross_entropy(logits, targets, ignore_index=-100):
 
     ``loss = mean_n [logsumexp(logits[n]) - logits[n, targets[n]]]`` over the
     rows whose target is not ``ignore_index``; finite for any finite logits.
+    One pass over the logits; from 2**15 of them, on several BLAS threads,
+    the rows are shared by the helper threads of :func:`rnn_forward`.
 
     Parameters
     ----------

@@ -144,11 +144,48 @@ def test_model_training_step(mode):
     assert_same(one, two, np.float32)
 
 
-def test_team_is_used_only_where_it_pays(tmp_path):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_cross_entropy(dtype):
+    """From 2**15 logits the team shares the rows: each row's gradient as on
+    one thread, the loss summed by parts."""
+    rng = np.random.default_rng(seed_for("team softmax"))
+    logits = (5 * rng.standard_normal((700, 50))).astype(dtype)
+    targets = rng.integers(0, 50, 700)
+    targets[::7] = -100
+    one, two = one_and_two_threads(
+        lambda: rnncore.softmax_cross_entropy(logits, targets))
+    np.testing.assert_array_equal(two[1], one[1])
+    assert two[0] == pytest.approx(one[0], rel=1e-12)
+    loss, dlogits = reference.cross_entropy(logits, targets)
+    assert_close(two[0], loss, dtype, name="loss")
+    assert_close(two[1], dlogits, dtype, name="dlogits")
+
+
+SOFTMAX_TEAM_USE = """
+import numpy as np, rnncore
+from rnncore import _parallel
+targets = np.zeros(700, np.intp)
+with rnncore.threads(2):
+    rnncore.softmax_cross_entropy(np.zeros((700, 46)), targets)  # < 2**15
+print(_parallel.helper_threads())
+with rnncore.threads(1):
+    rnncore.softmax_cross_entropy(np.zeros((700, 47)), targets)
+print(_parallel.helper_threads())
+with rnncore.threads(2):
+    rnncore.softmax_cross_entropy(np.zeros((700, 47)), targets)
+print(_parallel.helper_threads())
+"""
+
+
+@pytest.mark.parametrize("script", [TEAM_USE, SOFTMAX_TEAM_USE],
+                         ids=["recurrence", "softmax_cross_entropy"])
+def test_team_is_used_only_where_it_pays(tmp_path, script):
+    """No helper thread for a call too small to share, nor on one thread;
+    one for a call that pays."""
     blas = _threads.blas_library()
     if blas is None or not blas.set_address:
         pytest.skip("SciPy's BLAS thread count is not reachable here")
-    result = run_python(["-c", TEAM_USE], cwd=tmp_path, timeout=120)
+    result = run_python(["-c", script], cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "0", "1"]
 
