@@ -9,7 +9,7 @@ from cython cimport floating
 
 from rnncore._blas cimport pgemm, pgemm_bias, team_for_product
 from rnncore._parallel cimport release_team
-from rnncore._softmax cimport count_valid, softmax_ce_sum
+from rnncore._softmax cimport count_valid, mean_loss, softmax_ce_sum
 
 
 cdef void logits_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
@@ -83,7 +83,7 @@ cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     cdef double loss = output_rows(N, C, H, feats, targets, ignore_index, valid,
                                    W_hy, b_y, logits, dW_hy, db_y, False,
                                    dfeats, parts)
-    return loss / valid if valid > 0 else 0.0
+    return mean_loss(loss, valid)
 
 
 cdef void output_chunks_init(OutputChunks *o, Py_ssize_t N, Py_ssize_t C,
@@ -128,7 +128,7 @@ cdef double output_chunks_loss(OutputChunks *o) noexcept nogil:
     the gradients first if none has: no rows)."""
     if not o.started:
         output_chunk(o, 0, 0)
-    return o.loss / o.valid if o.valid > 0 else 0.0
+    return mean_loss(o.loss, o.valid)
 
 
 # ---- Python entry points: arrays already validated, C-contiguous, one dtype.

@@ -115,7 +115,7 @@ cdef double softmax_ce_core(Py_ssize_t N, Py_ssize_t C, const floating *logits,
     cdef Py_ssize_t valid = count_valid(N, targets, ignore_index)
     cdef double loss = softmax_ce_sum(N, C, logits, z, targets, ignore_index,
                                       valid, parts)
-    return loss / valid if valid > 0 else 0.0
+    return mean_loss(loss, valid)
 
 
 # No bounds checks on the data-pointer addresses: see _recurrence.pyx.
