@@ -6,6 +6,8 @@ cdef void logits_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                       const floating *b_y, floating *logits,
                       int parts) noexcept nogil
 
+cpdef check_logits(const floating[:, ::1] logits, Py_ssize_t rows, Py_ssize_t C)
+
 cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                             const floating *feats, const Py_ssize_t *targets,
                             Py_ssize_t ignore_index, const floating *W_hy,

@@ -40,8 +40,10 @@ cdef double output_rows(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     """Summed cross-entropy of N rows of the output layer, some of a batch
     whose rows not ignored number ``valid``.  Their share of the batch
     mean's dW_hy and db_y is added to those (accumulate) or written to them;
-    dfeats = ∂L/∂feats (N, H) unless dfeats is NULL.  logits (N, C) is
-    workspace (ends as dlogits)."""
+    dfeats = ∂L/∂feats (N, H) unless dfeats is NULL.  logits is workspace:
+    when dfeats is NULL it holds all N rows and ends as their dlogits (for
+    the caller's dlogits·W_hy); else it holds one block, which each block
+    reuses (output_workspace_rows(N) rows)."""
     cdef Py_ssize_t r, c, i, n, r0 = 0
     # blocks of equal size, so that none is much smaller than the others;
     # at least one, whose GEMM writes dW_hy also when N is 0
@@ -52,7 +54,7 @@ cdef double output_rows(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
         memset(db_y, 0, C * sizeof(floating))
     for i in range(blocks):
         n = (N - r0 + blocks - i - 1) // (blocks - i)
-        z = logits + r0 * C
+        z = logits + r0 * C if dfeats == NULL else logits
         logits_core(n, C, H, feats + r0 * H, W_hy, b_y, z, parts)
         loss += softmax_ce_sum(n, C, z, z, targets + r0, ignore_index, valid,
                                parts)  # -> dlogits
@@ -70,6 +72,18 @@ cdef double output_rows(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     return loss
 
 
+cpdef check_logits(const floating[:, ::1] logits, Py_ssize_t rows, Py_ssize_t C):
+    """The logits workspace must hold at least ``rows`` rows of C."""
+    if logits.shape[0] < rows or logits.shape[1] != C:
+        raise ValueError(f"logits must have shape (>= {rows}, {C}), got "
+                         f"{(logits.shape[0], logits.shape[1])}")
+
+
+cpdef Py_ssize_t output_workspace_rows(Py_ssize_t N):
+    """Rows of the logits workspace of loss_grads for N rows: one block."""
+    return min(N, OUTPUT_BLOCK_ROWS)
+
+
 cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                             const floating *feats, const Py_ssize_t *targets,
                             Py_ssize_t ignore_index, const floating *W_hy,
@@ -77,8 +91,8 @@ cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                             floating *dW_hy, floating *db_y,
                             floating *dfeats, int parts) noexcept nogil:
     """Mean cross-entropy of the output layer; writes dW_hy, db_y and
-    dfeats = ∂L/∂feats (N, H) unless dfeats is NULL.  logits is workspace
-    (ends as dlogits)."""
+    dfeats = ∂L/∂feats (N, H) unless dfeats is NULL.  logits is workspace:
+    see output_rows."""
     cdef Py_ssize_t valid = count_valid(N, targets, ignore_index)
     cdef double loss = output_rows(N, C, H, feats, targets, ignore_index, valid,
                                    W_hy, b_y, logits, dW_hy, db_y, False,
@@ -156,10 +170,12 @@ def loss_grads(const floating[:, ::1] feats not None,
                const floating[:, ::1] W_hy not None, const floating[::1] b_y not None,
                floating[:, ::1] logits not None, floating[:, ::1] dW_hy not None,
                floating[::1] db_y not None, floating[:, ::1] dfeats not None):
-    """Returns the mean loss; writes dW_hy, db_y, dfeats (logits: workspace)."""
+    """Returns the mean loss; writes dW_hy, db_y, dfeats (logits: workspace
+    of (output_workspace_rows(N), C))."""
     cdef Py_ssize_t N = feats.shape[0], H = feats.shape[1], C = W_hy.shape[0]
     cdef double loss
     cdef int parts
+    check_logits(logits, output_workspace_rows(N), C)
     with nogil:
         parts = team_for_product(N, C, H)
         loss = loss_grads_core(N, C, H, &feats[0, 0], &targets[0], ignore_index,

@@ -1,4 +1,5 @@
-# The fused training step; the arrays are validated by rnncore.functional.
+# The fused training step, and a stack's top layer in mode seq; the arrays
+# are validated by rnncore.functional and rnncore.model.
 from typing import TypeVar
 
 import numpy as np
@@ -29,5 +30,27 @@ def train_step(
     wbuf: NDArray[_Float],
     logits: NDArray[_Float],
     dh_last: NDArray[_Float],
+    dh0: NDArray[_Float],
+) -> float: ...
+def top_backward(
+    x: NDArray[_Float],
+    targets: NDArray[np.intp],
+    ignore_index: int,
+    W_xh: NDArray[_Float],
+    W_hh: NDArray[_Float],
+    W_hy: NDArray[_Float],
+    b_y: NDArray[_Float],
+    h0: NDArray[_Float],
+    lengths: NDArray[np.intp],
+    hs: NDArray[_Float],
+    dx: NDArray[_Float],
+    dW_xh: NDArray[_Float],
+    dW_hh: NDArray[_Float],
+    db_h: NDArray[_Float],
+    dW_hy: NDArray[_Float],
+    db_y: NDArray[_Float],
+    work: NDArray[_Float],
+    wbuf: NDArray[_Float],
+    logits: NDArray[_Float],
     dh0: NDArray[_Float],
 ) -> float: ...

@@ -5,17 +5,41 @@ mode "seq": logits at every step, from hs (T·B rows), targets (T·B,) with
 padded steps already set to ignore_index; the backward pass runs the output
 layer for each chunk of steps as it reaches it, so logits holds one chunk's
 rows.  mode "last": logits from each sequence's final state (B rows),
-targets (B,).
+targets (B,).  top_backward is the seq backward pass alone, for the top
+layer of a stack.
 """
 cimport cython
 from cython cimport floating
 
 from rnncore._blas cimport team_for_steps
-from rnncore._output cimport (OutputChunks, loss_grads_core, output_chunk,
-                              output_chunks_init, output_chunks_loss)
+from rnncore._output cimport (OutputChunks, check_logits, loss_grads_core,
+                              output_chunk, output_chunks_init,
+                              output_chunks_loss)
 from rnncore._parallel cimport release_team
 from rnncore._recurrence cimport (backward_core, backward_wbuf_len, check_work,
                                   forward_core, gather_last)
+
+
+cdef double backward_with_output(
+        Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t C,
+        const floating *x, const Py_ssize_t *targets, Py_ssize_t ignore_index,
+        const floating *W_xh, const floating *W_hh, const floating *W_hy,
+        const floating *b_y, const floating *h0, const Py_ssize_t *lengths,
+        const floating *hs, floating *dx, floating *dW_xh, floating *dW_hh,
+        floating *db_h, floating *dW_hy, floating *db_y, Py_ssize_t K,
+        floating *work, floating *wbuf, Py_ssize_t wbuf_len, floating *logits,
+        floating *dh0, int parts) noexcept nogil:
+    """Mode "seq": the backward pass over hs with the output layer at every
+    step.  Each chunk's logits, softmax, share of dW_hy and db_y, and
+    ∂L/∂h_t = dlogits_t·W_hy run while its hidden states are in cache, so
+    logits holds one chunk's rows.  Returns the mean loss; dx may be NULL."""
+    cdef OutputChunks out
+    output_chunks_init(&out, T * B, C, H, hs, targets, ignore_index, W_hy, b_y,
+                       logits, dW_hy, db_y, parts)
+    backward_core(T, B, D, H, <floating *>NULL, C, W_hy, output_chunk, &out,
+                  <floating *>NULL, hs, x, W_xh, W_hh, h0, lengths, K, work, wbuf,
+                  wbuf_len, dh0, dx, dW_xh, dW_hh, db_h, parts)
+    return output_chunks_loss(&out)
 
 
 cdef double train_step_core(
@@ -39,8 +63,6 @@ cdef double train_step_core(
     the team the call holds (rnncore/_parallel.pyx), 1 for none.
     """
     cdef double loss
-    cdef OutputChunks out
-
     if wbuf != NULL:
         forward_core(T, B, D, H, x, W_xh, W_hh, b_h, h0, lengths, wbuf,
                      wbuf_len, hs, parts)
@@ -49,15 +71,10 @@ cdef double train_step_core(
                      hs, parts)
     gather_last(T, B, H, hs, lengths, h_last)
     if seq:
-        # each chunk's logits, softmax, share of dW_hy and db_y, and
-        # ∂L/∂h_t = dlogits_t·W_hy, while its hidden states are in cache
-        output_chunks_init(&out, T * B, C, H, hs, targets, ignore_index, W_hy,
-                           b_y, logits, dW_hy, db_y, parts)
-        backward_core(T, B, D, H, <floating *>NULL, C, W_hy, output_chunk, &out,
-                      <floating *>NULL, hs, x, W_xh, W_hh, h0, lengths, K, work,
-                      wbuf, wbuf_len, dh0, <floating *>NULL, dW_xh, dW_hh, db_h,
-                      parts)
-        return output_chunks_loss(&out)
+        return backward_with_output(
+            T, B, D, H, C, x, targets, ignore_index, W_xh, W_hh, W_hy, b_y, h0,
+            lengths, hs, <floating *>NULL, dW_xh, dW_hh, db_h, dW_hy, db_y, K,
+            work, wbuf, wbuf_len, logits, dh0, parts)
     # "last": the output layer's ∂L/∂h of the last states into dh_last
     loss = loss_grads_core(B, C, H, h_last, targets, ignore_index, W_hy, b_y,
                            logits, dW_hy, db_y, dh_last, parts)
@@ -95,10 +112,7 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
     cdef double loss
     check_work(work, B, H)
     # the rows of one chunk of steps (seq) or of the last states
-    cdef Py_ssize_t rows = min(work.shape[0], T) * B if seq else B
-    if logits.shape[0] < rows or logits.shape[1] != C:
-        raise ValueError(f"logits must have shape (>= {rows}, {C}), got "
-                         f"{(logits.shape[0], logits.shape[1])}")
+    check_logits(logits, min(work.shape[0], T) * B if seq else B, C)
     cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf, B, H)
     cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
     cdef int parts
@@ -112,5 +126,49 @@ def train_step(bint seq, const floating[:, :, ::1] x not None,
             len_p, &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0], &dW_hy[0, 0], &db_y[0],
             &h_last[0, 0], &hs[0, 0, 0], work.shape[0], &work[0, 0, 0], wbuf_p,
             wbuf_len, &logits[0, 0], &dh_last[0, 0], &dh0[0, 0], parts)
+        release_team(parts)
+    return loss
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def top_backward(const floating[:, :, ::1] x not None,
+                 const Py_ssize_t[::1] targets not None, Py_ssize_t ignore_index,
+                 const floating[:, ::1] W_xh not None,
+                 const floating[:, ::1] W_hh not None,
+                 const floating[:, ::1] W_hy not None,
+                 const floating[::1] b_y not None,
+                 const floating[:, ::1] h0 not None,
+                 const Py_ssize_t[::1] lengths not None,
+                 const floating[:, :, ::1] hs not None,
+                 floating[:, :, ::1] dx not None, floating[:, ::1] dW_xh not None,
+                 floating[:, ::1] dW_hh not None, floating[::1] db_h not None,
+                 floating[:, ::1] dW_hy not None, floating[::1] db_y not None,
+                 floating[:, :, ::1] work not None, floating[::1] wbuf not None,
+                 floating[:, ::1] logits not None, floating[:, ::1] dh0 not None):
+    """The top layer of a stack in mode seq: its backward pass over its
+    input x and states hs with the output layer inside (backward_with_output).
+    Returns the mean loss; writes dx (or nothing when empty), dh0 and the
+    layer's and the output layer's gradients.  work, wbuf and logits are
+    workspace as for train_step."""
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
+    cdef Py_ssize_t H = W_hh.shape[0], C = W_hy.shape[0]
+    cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
+    cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+    cdef floating *dx_p = &dx[0, 0, 0] if dx.shape[0] > 0 else NULL
+    cdef double loss
+    check_work(work, B, H)
+    check_logits(logits, min(work.shape[0], T) * B, C)
+    cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf, B, H)
+    cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
+    cdef int parts
+    with nogil:
+        parts = team_for_steps(B, H, wbuf_p, wbuf_len)
+        loss = backward_with_output(
+            T, B, D, H, C, &x[0, 0, 0], &targets[0], ignore_index, &W_xh[0, 0],
+            &W_hh[0, 0], &W_hy[0, 0], &b_y[0], h0_p, len_p, &hs[0, 0, 0], dx_p,
+            &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0], &dW_hy[0, 0], &db_y[0],
+            work.shape[0], &work[0, 0, 0], wbuf_p, wbuf_len, &logits[0, 0],
+            &dh0[0, 0], parts)
         release_team(parts)
     return loss

@@ -441,40 +441,59 @@ class RNN:
                     [layer[0][1], self._reverse(layer[1][1], rev)], axis=2)
         h_n = np.stack([self._last(hs, lengths) for layer in runs for _, hs in layer])
 
-        # output layer: its gradient with respect to the features it read
-        feats = (inp.reshape(T * B, F) if seq
-                 else np.concatenate(list(h_n[-nd:]), axis=1))
-        dfeats = np.empty_like(feats)
-        logits = ws.get("logits", (feats.shape[0], C), dt)
-        loss = guarded(_output.loss_grads, feats, targets, ignore_index,
-                       self.params["W_hy"], self.params["b_y"], logits,
-                       grads["W_hy"], grads["b_y"], dfeats)
-
-        # backward, top layer first; `upstream` is ∂L/∂(layer output) (T, B, F)
-        upstream = dfeats.reshape(T, B, F) if seq else None
         dh0 = ws.get("dh0", (B, H), dt)
-        work = ws.get("work", (_recurrence.backward_steps(
-            T, B, max(x.shape[2], F), H, np.dtype(dt).itemsize), B, H), dt)
+        K = _recurrence.backward_steps(T, B, max(x.shape[2], F), H,
+                                       np.dtype(dt).itemsize)
+        work = ws.get("work", (K, B, H), dt)
+        W_hy, b_y = self.params["W_hy"], self.params["b_y"]
+        # One direction in mode "seq": the top layer's backward pass runs the
+        # output layer chunk by chunk (as the one-layer step does), so neither
+        # all T·B·C logits nor ∂L/∂(top states) exist at once.  Otherwise the
+        # output layer first: its gradient with respect to the features it
+        # read, `upstream` (T, B, F) in mode "seq", dfeats (B, F) in "last".
+        fold = seq and nd == 1
+        loss = upstream = dfeats = None
+        if not fold:
+            feats = (inp.reshape(T * B, F) if seq
+                     else np.concatenate(list(h_n[-nd:]), axis=1))
+            dfeats = ws.get("dfeats", feats.shape, dt)
+            logits = ws.get("logits", (_output.output_workspace_rows(
+                feats.shape[0]), C), dt)
+            loss = guarded(_output.loss_grads, feats, targets, ignore_index,
+                           W_hy, b_y, logits, grads["W_hy"], grads["b_y"], dfeats)
+            upstream = dfeats.reshape(T, B, F) if seq else None
+
+        # backward, top layer first
         for k in range(self.num_layers - 1, -1, -1):
             below = None
             for d in range(nd):
                 s = _layer_suffix(k, d)
                 W_xh, W_hh, _ = self._layer(k, d)
                 xin, hs = runs[k][d]
-                cols = slice(d * H, (d + 1) * H)
-                if upstream is None:  # top layer, mode "last"
-                    dhs = ws.get("empty3", (0, 0, 0), dt)
-                    dh_last = np.ascontiguousarray(dfeats[:, cols])
-                else:
-                    part = upstream[:, :, cols]
-                    dhs = (np.ascontiguousarray(part) if d == 0
-                           else self._reverse(part, rev))
-                    dh_last = empty
-                dx = np.empty((T, B, xin.shape[2]) if k > 0 else (0, 0, 0), dt)
+                # layer k's dx is read by layer k-1 while that writes its own
+                dx = ws.get(f"dx {k % 2} {d}",
+                            (T, B, xin.shape[2]) if k > 0 else (0, 0, 0), dt)
                 h0 = h0s[k * nd + d] if h0s is not None else empty
-                guarded(_recurrence.backward, dhs, dh_last, hs, xin, W_xh, W_hh, h0,
-                        lengths, dx, dh0, grads["W_xh" + s], grads["W_hh" + s],
-                        grads["b_h" + s], work, wbuf)
+                layer_grads = (grads["W_xh" + s], grads["W_hh" + s],
+                               grads["b_h" + s])
+                if fold and k == self.num_layers - 1:
+                    logits = ws.get("logits", (min(K, T) * B, C), dt)
+                    loss = guarded(_training.top_backward, xin, targets,
+                                   ignore_index, W_xh, W_hh, W_hy, b_y, h0,
+                                   lengths, hs, dx, *layer_grads, grads["W_hy"],
+                                   grads["b_y"], work, wbuf, logits, dh0)
+                else:
+                    cols = slice(d * H, (d + 1) * H)
+                    if upstream is None:  # top layer, mode "last"
+                        dhs = ws.get("empty3", (0, 0, 0), dt)
+                        dh_last = np.ascontiguousarray(dfeats[:, cols])
+                    else:
+                        part = upstream[:, :, cols]
+                        dhs = (np.ascontiguousarray(part) if d == 0
+                               else self._reverse(part, rev))
+                        dh_last = empty
+                    guarded(_recurrence.backward, dhs, dh_last, hs, xin, W_xh,
+                            W_hh, h0, lengths, dx, dh0, *layer_grads, work, wbuf)
                 if k > 0:
                     dx = dx if d == 0 else self._reverse(dx, rev)
                     below = dx if below is None else below + dx

@@ -15,8 +15,8 @@ state once.  Each step still allocates
   contiguous;
 - in :func:`fit`, the minibatch copies ``x[:, idx]`` and its targets; in
   :func:`fit_stream`, a copy of the carried state;
-- for a stacked or bidirectional model, the step's per-layer arrays:
-  reversed and concatenated states, input gradients, ``h_n``.
+- for a stacked or bidirectional model, the reversed, concatenated and
+  per-direction copies of states and gradients, ``h_n``.
 """
 import math
 

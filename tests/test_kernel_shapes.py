@@ -19,7 +19,7 @@ import pytest
 import reference
 import rnncore
 from rnn_util import assert_close, make_params, random_lengths
-from rnncore import _recurrence, _training
+from rnncore import _output, _recurrence, _training
 
 DTYPES = [np.float32, np.float64]
 # every row remainder (B mod 4), up to and past the own kernel's limit
@@ -253,6 +253,52 @@ def test_training_step_checks_the_logits_buffer(seq, K, rows, ok):
             step(e((rows, C)))
     with pytest.raises(ValueError, match="logits must have shape"):
         step(e((T * B, C + 1)))
+
+
+@pytest.mark.parametrize("K,rows,ok", [(2, 3, False), (2, 4, True), (5, 6, True),
+                                       (5, 5, False)])
+def test_top_layer_backward_checks_the_logits_buffer(K, rows, ok):
+    """A stack's top layer in mode "seq" holds one chunk's rows, as the
+    one-layer step does."""
+    e = np.zeros
+    T, B, H, C = 3, 2, 4, 3
+
+    def top(logits):
+        return _training.top_backward(
+            e((T, B, 1)), np.zeros(T * B, np.intp), -100, e((H, 1)), e((H, H)),
+            e((C, H)), e(C), e((0, 0)), np.empty(0, np.intp), e((T, B, H)),
+            e((T, B, 1)), e((H, 1)), e((H, H)), e(H), e((C, H)), e(C),
+            e((K, B, H)), e(0), logits, e((B, H)))
+
+    if ok:
+        assert top(e((rows, C))) == pytest.approx(np.log(C))
+    else:
+        with pytest.raises(ValueError, match="logits must have shape"):
+            top(e((rows, C)))
+    with pytest.raises(ValueError, match="logits must have shape"):
+        top(e((T * B, C + 1)))
+
+
+@pytest.mark.parametrize("N,rows,ok", [(3, 2, False), (3, 3, True),
+                                       (1100, 511, False), (1100, 512, True)])
+def test_output_layer_checks_its_block_of_logits(N, rows, ok):
+    """The output layer before the backward pass holds one block of rows
+    (at most 512), whatever the number of rows N."""
+    e = np.zeros
+    H, C = 4, 3
+
+    def loss(logits):
+        return _output.loss_grads(e((N, H)), np.zeros(N, np.intp), -100,
+                                  e((C, H)), e(C), logits, e((C, H)), e(C),
+                                  e((N, H)))
+
+    if ok:
+        assert loss(e((rows, C))) == pytest.approx(np.log(C))
+    else:
+        with pytest.raises(ValueError, match="logits must have shape"):
+            loss(e((rows, C)))
+    with pytest.raises(ValueError, match="logits must have shape"):
+        loss(e((N, C + 1)))
 
 
 def test_kernels_refuse_a_short_weight_buffer():

@@ -207,3 +207,29 @@ def test_training_step_holds_one_chunk_of_logits(dtype):
     assert peak[0] < whole / 4, (
         f"a step allocated {peak[0]} bytes at its peak; the whole sequence's "
         f"logits are {whole}")
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["2layers", "2layers-bi"])
+def test_stacked_training_step_holds_no_logits_of_the_whole_sequence(bidirectional):
+    """A stack's output layer keeps one chunk's logits (one direction: the
+    top layer's backward pass runs it) or one block's (bidirectional: it
+    runs first, in blocks of 512 rows), never the T·B·C of the whole
+    sequence (which the step held until the output layer ran in chunks)."""
+    rng = np.random.default_rng(9)
+    T, B, D, H, C = 800, 8, 4, 8, 1024
+    model = rnncore.RNN(D, H, C, num_layers=2, bidirectional=bidirectional, seed=0)
+    x = rng.standard_normal((T, B, D)).astype(np.float32)
+    targets = rng.integers(0, C, (T, B))
+    whole = T * B * C * 4
+    model.loss_and_grads(x[:2], targets[:2])  # warm-up: imports, caches
+    tracemalloc.start()
+    try:
+        loss, grads, _ = model.loss_and_grads(x, targets)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.isfinite(loss) and grads["W_hy"].shape == (C, model.num_directions * H)
+    assert peak < whole / 3, (
+        f"a step allocated {peak} bytes at its peak; the whole sequence's "
+        f"logits are {whole}")
+
