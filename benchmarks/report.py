@@ -165,6 +165,7 @@ def header_section(results):
             + "; ".join(f"{k}: {sorted(n)}" for k, n in sorted(blas.items()))
         )
     for threads, peak in sorted(results["peaks"].items()):
+        measured = results.get("peak_measurements", {}).get(threads, [])
         parts = []
         for dtype, routine in (("float32", "sgemm"), ("float64", "dgemm")):
             if dtype in peak:
@@ -173,8 +174,12 @@ def header_section(results):
                     for lib, rate in peak[dtype].items()
                     if lib != "peak"
                 )
+                each = " / ".join(
+                    f"{m[dtype]['peak']:.1f}" for m in measured if dtype in m
+                )
+                when = f"; before / after the cases {each}" if len(measured) > 1 else ""
                 parts.append(
-                    f"{routine} **{peak[dtype]['peak']:.1f} GFLOP/s** ({libs})"
+                    f"{routine} **{peak[dtype]['peak']:.1f} GFLOP/s** ({libs}{when})"
                 )
         lines.append(
             f"- GEMM peak (best 2048×2048 product), {threads} thread(s): "
