@@ -1,7 +1,8 @@
 """The output layer ``y = W_hy h + b_y`` and its softmax cross-entropy.
 
 feats (N, H) are the hidden states the layer reads (every step's, or each
-sequence's last), W_hy (C, H), b_y (C,), logits (N, C).
+sequence's last), W_hy (C, H), b_y (C,); logits (N, C) at inference, and
+in training a workspace of one chunk's or one block's rows (output_rows).
 """
 from libc.string cimport memset
 cimport cython
@@ -80,7 +81,9 @@ cpdef check_logits(const floating[:, ::1] logits, Py_ssize_t rows, Py_ssize_t C)
 
 
 cpdef Py_ssize_t output_workspace_rows(Py_ssize_t N):
-    """Rows of the logits workspace of loss_grads for N rows: one block."""
+    """Rows of the logits workspace of loss_grads for N rows: enough for
+    its largest block (which may have fewer rows: N = 513 makes two blocks
+    of 257 and 256)."""
     return min(N, OUTPUT_BLOCK_ROWS)
 
 

@@ -150,7 +150,8 @@ def top_backward(const floating[:, :, ::1] x not None,
     input x and states hs with the output layer inside (backward_with_output).
     Returns the mean loss; writes dx (or nothing when empty), dh0 and the
     layer's and the output layer's gradients.  work, wbuf and logits are
-    workspace as for train_step."""
+    workspace as for train_step; they are checked here, the other arrays'
+    shapes by rnncore.model, its one caller."""
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
     cdef Py_ssize_t H = W_hh.shape[0], C = W_hy.shape[0]
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL

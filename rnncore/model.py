@@ -470,9 +470,10 @@ class RNN:
                 s = _layer_suffix(k, d)
                 W_xh, W_hh, _ = self._layer(k, d)
                 xin, hs = runs[k][d]
-                # layer k's dx is read by layer k-1 while that writes its own
-                dx = ws.get(f"dx {k % 2} {d}",
-                            (T, B, xin.shape[2]) if k > 0 else (0, 0, 0), dt)
+                # layer k's dx is read by layer k-1 while that writes its own;
+                # layer 0 computes none
+                dx = (ws.get(f"dx {k % 2} {d}", (T, B, xin.shape[2]), dt) if k > 0
+                      else ws.get("empty3", (0, 0, 0), dt))
                 h0 = h0s[k * nd + d] if h0s is not None else empty
                 layer_grads = (grads["W_xh" + s], grads["W_hh" + s],
                                grads["b_h" + s])

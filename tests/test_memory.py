@@ -137,6 +137,31 @@ def test_model_training_steps_keep_memory_flat(num_layers, bidirectional):
     assert all(np.isfinite(p).all() for p in model.params.values())
 
 
+@pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (2, False),
+                                                    (3, False), (3, True)],
+                         ids=["1layer", "2layers", "3layers", "3layers-bi"])
+@pytest.mark.parametrize("mode", ["seq", "last"])
+def test_model_training_steps_reuse_their_workspace(num_layers, bidirectional,
+                                                    mode):
+    """Once a shape has run, further steps take every buffer from the
+    workspace as it is: none is replaced (layers that share a buffer's
+    name with different shapes would reallocate it at every step)."""
+    rng = np.random.default_rng(7)
+    T, B, D, H, C = 6, 3, 4, 5, 4
+    model = rnncore.RNN(D, H, C, num_layers=num_layers,
+                        bidirectional=bidirectional, seed=0)
+    x = rng.standard_normal((T, B, D)).astype(np.float32)
+    targets = rng.integers(0, C, (T, B) if mode == "seq" else (B,))
+    ws = Workspace()
+    model._train_step(x, targets, mode, None, None, -100, ws)
+    held = dict(ws._arrays)
+    for _ in range(2):
+        model._train_step(x, targets, mode, None, None, -100, ws)
+        assert ws._arrays.keys() == held.keys()
+        replaced = [k for k, a in ws._arrays.items() if a is not held[k]]
+        assert not replaced, replaced
+
+
 def test_forward_backward_keep_memory_flat(problem):
     params, x, _, kw = problem
     W_xh, W_hh, b_h = params["W_xh"], params["W_hh"], params["b_h"]

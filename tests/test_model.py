@@ -87,7 +87,8 @@ def test_loss_forward_and_states_match_reference(rng, num_layers, bidirectional,
 # rows of the output layer (T·B in mode "seq", B in "last") over several
 # blocks of _output.OUTPUT_BLOCK_ROWS = 512, and in mode "seq" over the
 # chunks of the top layer's backward pass, which runs the output layer of
-# one direction as it reaches each chunk; every third target ignored
+# one direction as it reaches each chunk; every third target ignored; the
+# second step with initial states and another ignore_index
 @pytest.mark.parametrize("mode, T, B", [("seq", 40, 30), ("last", 3, 1100)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_stacked_training_step_over_chunks_and_blocks(rng, num_layers,
@@ -98,17 +99,19 @@ def test_stacked_training_step_over_chunks_and_blocks(rng, num_layers,
     model, _, _, _ = problem(rng, num_layers, bidirectional, mode, T=T, B=B,
                              D=3, H=6, C=5, dtype=dtype, with_lengths=False,
                              with_h0=False)
+    S = num_layers * model.num_directions
     ws = Workspace()  # a training loop's: the second step reuses the first's
-    for _ in range(2):
+    for h0, ignore_index in ((None, -100),
+                             (rng.uniform(-1, 1, (S, B, 6)).astype(dtype), 0)):
         x = rng.standard_normal((T, B, 3)).astype(dtype)
         targets = rng.integers(0, 5, size=(T, B) if mode == "seq" else (B,))
-        targets.reshape(-1)[::3] = -100
+        targets.reshape(-1)[::3] = ignore_index
         lengths = random_lengths(rng, T, B)
-        loss, grads, h_n = model._train_step(x, targets, mode, None, lengths,
-                                             -100, ws)
+        loss, grads, h_n = model._train_step(x, targets, mode, h0, lengths,
+                                             ignore_index, ws)
         want_loss, want_grads, want_h_n = reference.stacked_loss_and_grads(
-            model.params, x, targets, num_layers, bidirectional, mode,
-            lengths=lengths)
+            model.params, x, targets, num_layers, bidirectional, mode, h0,
+            lengths, ignore_index)
         tol = 1e-5 if dtype == "float32" else 1e-12
         assert loss == pytest.approx(want_loss, rel=tol)
         assert_close(h_n, want_h_n, dtype, name="h_n")
