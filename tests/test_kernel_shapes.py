@@ -228,6 +228,20 @@ def test_kernels_refuse_a_wrong_work_buffer(shape):
                              e(0), e((6, 3)), e((2, 4)), e((2, 4)))
 
 
+def check_logits_rows(call, rows, wide_rows, C, ok):
+    """call(logits) runs with zero inputs on a logits workspace of ``rows``
+    rows (loss log C) or refuses it (not ok); it always refuses a wrong
+    number of columns, even on ``wide_rows`` rows."""
+    e = np.zeros
+    if ok:
+        assert call(e((rows, C))) == pytest.approx(np.log(C))
+    else:
+        with pytest.raises(ValueError, match="logits must have shape"):
+            call(e((rows, C)))
+    with pytest.raises(ValueError, match="logits must have shape"):
+        call(e((wide_rows, C + 1)))
+
+
 @pytest.mark.parametrize("seq,K,rows,ok", [
     (True, 2, 3, False), (True, 2, 4, True), (True, 5, 6, True),
     (True, 5, 5, False), (False, 2, 1, False), (False, 2, 2, True)])
@@ -246,13 +260,7 @@ def test_training_step_checks_the_logits_buffer(seq, K, rows, ok):
             e((C, H)), e(C), e((B, H)), e((T, B, H)), e((K, B, H)), e(0),
             logits, e((B, H)), e((B, H)))
 
-    if ok:
-        assert step(e((rows, C))) == pytest.approx(np.log(C))
-    else:
-        with pytest.raises(ValueError, match="logits must have shape"):
-            step(e((rows, C)))
-    with pytest.raises(ValueError, match="logits must have shape"):
-        step(e((T * B, C + 1)))
+    check_logits_rows(step, rows, T * B, C, ok)
 
 
 @pytest.mark.parametrize("K,rows,ok", [(2, 3, False), (2, 4, True), (5, 6, True),
@@ -270,13 +278,7 @@ def test_top_layer_backward_checks_the_logits_buffer(K, rows, ok):
             e((T, B, 1)), e((H, 1)), e((H, H)), e(H), e((C, H)), e(C),
             e((K, B, H)), e(0), logits, e((B, H)))
 
-    if ok:
-        assert top(e((rows, C))) == pytest.approx(np.log(C))
-    else:
-        with pytest.raises(ValueError, match="logits must have shape"):
-            top(e((rows, C)))
-    with pytest.raises(ValueError, match="logits must have shape"):
-        top(e((T * B, C + 1)))
+    check_logits_rows(top, rows, T * B, C, ok)
 
 
 @pytest.mark.parametrize("N,rows,ok", [(3, 2, False), (3, 3, True),
@@ -292,13 +294,7 @@ def test_output_layer_checks_its_block_of_logits(N, rows, ok):
                                   e((C, H)), e(C), logits, e((C, H)), e(C),
                                   e((N, H)))
 
-    if ok:
-        assert loss(e((rows, C))) == pytest.approx(np.log(C))
-    else:
-        with pytest.raises(ValueError, match="logits must have shape"):
-            loss(e((rows, C)))
-    with pytest.raises(ValueError, match="logits must have shape"):
-        loss(e((N, C + 1)))
+    check_logits_rows(loss, rows, N, C, ok)
 
 
 def test_kernels_refuse_a_short_weight_buffer():
