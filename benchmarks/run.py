@@ -257,9 +257,9 @@ def best_peak(measurements):
     best = {}
     for m in measurements:
         for dtype, rates in m.items():
+            kept = best.setdefault(dtype, {})
             for lib, rate in rates.items():
-                best.setdefault(dtype, {})[lib] = max(
-                    rate, best.get(dtype, {}).get(lib, 0.0))
+                kept[lib] = max(rate, kept.get(lib, 0.0))
     return best
 
 
