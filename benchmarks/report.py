@@ -353,9 +353,43 @@ def memory_section(results):
     )
 
 
+def threads_section(results):
+    """rnncore's time at 1 thread over its time at each larger thread count,
+    per case (the thread counts are interleaved case by case, as the peers
+    are, so these compare like the peer ratios do); None with one count."""
+    counts = results["plan"]["threads"]
+    if len(counts) < 2:
+        return None
+    cases = index_cases(results)
+    base, more = counts[0], counts[1:]
+    header = ["operation", "mode", "dtype", "workload", f"{base} thread ms"]
+    header += [f"{t} threads ms" for t in more] + [f"{base}t / {t}t" for t in more]
+    rows = []
+    for op, mode in OPERATION_TITLES:
+        for dtype in ("float32", "float64"):
+            for w in workloads_for(results, op, mode, dtype):
+                got = [cases.get((REFERENCE, t, w, dtype, op, mode)) for t in counts]
+                if all(c is None for c in got):
+                    continue
+                rows.append(
+                    [op, mode, dtype, w]
+                    + [fmt_time_cell(c) for c in got]
+                    + [fmt_ratio(median(got[0]), median(c)) for c in got[1:]]
+                )
+    title = f"## {REFERENCE} at {', '.join(map(str, more))} threads against {base}"
+    return (
+        f"{title}\n\n"
+        f"Ratio = time at {base} thread / time at more threads (> 1: more threads "
+        "faster; **bold** < 1: slower).\n\n" + md_table(header, rows, left=4)
+    )
+
+
 def markdown(results):
     parts = [header_section(results), check_section(results), "## Timings"]
     parts += [timing_section(results, *key) for key in table_keys(results)]
+    scaling = threads_section(results)
+    if scaling:
+        parts.append(scaling)
     memory = memory_section(results)
     if memory:
         parts.append(memory)

@@ -4,8 +4,9 @@
     python benchmarks/run.py --quick    # small workload, float32, 1 thread
 
 Each (peer, thread count) runs in its own subprocess (worker.py) with the
-thread count fixed before any numerical library is imported; the peers are
-interleaved case by case, so that all of a case's timings are close in time.
+thread count fixed before any numerical library is imported; the peers and
+thread counts are interleaved case by case, so that all of a case's timings
+are close in time.
 Results go to benchmarks/results/ (results.md, results.json, speedup.png);
 see README.md in this folder for what is measured and how to read the tables.
 """
@@ -52,9 +53,9 @@ VERSIONED = (
     "matplotlib",
 )
 WORKER_TIMEOUT_S = 900
-# Pause before each case with more than one thread, so that the previous
-# process's idle BLAS / OpenMP threads (which spin for a while after their
-# last task) have gone to sleep before the next peer is timed.
+# Pause before and after timing a worker with more than one thread, so that
+# the previous process's idle BLAS / OpenMP threads (which spin for a while
+# after their last task) have gone to sleep before the next one is timed.
 SETTLE_S = 0.2
 # Rounds of timing per case (see run_case).
 ROUNDS = 3
@@ -263,44 +264,52 @@ def best_peak(measurements):
     return best
 
 
-def start_peers(the_plan, threads, results):
-    """{peer: Worker} for the installed peers that started; notes the others."""
+def start_peers(the_plan, results):
+    """{(threads, peer): Worker} for the installed peers that started, at
+    every thread count; notes the others."""
     workers = {}
-    for peer in the_plan["peers"]:
-        if not is_installed(peer):
-            note = f"{peer}: not installed, skipped"
-            if note not in results["notes"]:
-                results["notes"].append(note)
-            continue
-        w = Worker(threads, peer, the_plan["env"])
-        run = {"peer": peer, "threads": threads, "cases": []}
-        if w.hello.get("ok"):
-            run.update({k: v for k, v in w.hello.items() if k != "ok"})
-            workers[peer] = (w, run)
-        else:
-            results["notes"].append(
-                f"{peer} at {threads} thread(s) failed to start: {w.hello.get('error')}"
-            )
-            run["error"] = w.hello.get("error")
-        results["runs"].append(run)
+    for threads in the_plan["threads"]:
+        for peer in the_plan["peers"]:
+            if not is_installed(peer):
+                note = f"{peer}: not installed, skipped"
+                if note not in results["notes"]:
+                    results["notes"].append(note)
+                continue
+            w = Worker(threads, peer, the_plan["env"])
+            run = {"peer": peer, "threads": threads, "cases": []}
+            if w.hello.get("ok"):
+                run.update({k: v for k, v in w.hello.items() if k != "ok"})
+                workers[threads, peer] = (w, run)
+            else:
+                error = w.hello.get("error")
+                results["notes"].append(
+                    f"{peer} at {threads} thread(s) failed to start: {error}"
+                )
+                run["error"] = error
+            results["runs"].append(run)
     return workers
 
 
-def run_case(the_plan, threads, case, workers):
-    """One case on every peer: a cross-check and a first round of timing,
-    then ROUNDS - 1 more rounds, the peers in turn in every round, each
-    round a ROUNDS-th of the budget.  A slow spell of a shared machine then
-    falls on several peers' samples instead of all of one peer's."""
+def run_case(the_plan, case, workers):
+    """One case on every (thread count, peer): a cross-check and a first
+    round of timing, then ROUNDS - 1 more rounds, all of them in turn in
+    every round, each round a ROUNDS-th of the budget.  A slow spell of a
+    shared machine then falls on several peers' and thread counts' samples
+    instead of all of one's, so that 1 and 2 threads compare as fairly as
+    two peers do."""
     budget = the_plan["budget"]
     share = dict(budget, seconds=budget["seconds"] / ROUNDS,
                  min_reps=max(1, -(-budget["min_reps"] // ROUNDS)))
     records = {}
+    previous_threads = 1
     for rnd in range(ROUNDS):
-        for peer, (w, _) in workers.items():
-            if rnd and "error" in records[peer]:
+        for key, (w, _) in workers.items():
+            threads, peer = key
+            if rnd and "error" in records[key]:
                 continue
-            if threads > 1:
+            if max(threads, previous_threads) > 1:
                 time.sleep(SETTLE_S)
+            previous_threads = threads
             if rnd == 0:
                 record = w.request(
                     cmd="case",
@@ -310,15 +319,15 @@ def run_case(the_plan, threads, case, workers):
                 )
                 if set(record) == {"error"}:  # the worker itself failed
                     record = dict(zip(worker.CASE_FIELDS, case, strict=True), **record)
-                records[peer] = record
+                records[key] = record
             else:
                 reply = w.request(cmd="again", budget=share)
                 if "error" in reply:
-                    records[peer]["error"] = reply["error"]
+                    records[key]["error"] = reply["error"]
                 else:
-                    records[peer]["samples_ms"] += reply["samples_ms"]
-    for peer, (_, run) in workers.items():
-        record = records[peer]
+                    records[key]["samples_ms"] += reply["samples_ms"]
+    for (threads, peer), (_, run) in workers.items():
+        record = records[threads, peer]
         samples = record.pop("samples_ms", None)
         if samples and "error" not in record:
             record["timing"] = dict(timing.summarize(samples), rounds=ROUNDS)
@@ -326,10 +335,19 @@ def run_case(the_plan, threads, case, workers):
         run["cases"].append(record)
 
 
+def peaks_at_every_count(the_plan, when, results, measured):
+    """noted_peak at each thread count, appended to measured[threads]."""
+    for threads in the_plan["threads"]:
+        got = noted_peak(the_plan, threads, when, results)
+        if got is not None:
+            measured.setdefault(threads, []).append(got)
+
+
 def run_all(the_plan):
-    """Per thread count: the GEMM peak, every case on every peer in turn
-    (peers interleaved case by case, each in its own process), then the
-    GEMM peak again; the best of the two counts."""
+    """The GEMM peak at every thread count, every case on every peer at
+    every thread count (interleaved case by case, each (peer, thread count)
+    in its own process), then the GEMM peaks again; the best of the two
+    counts."""
     results = {
         "meta": machine_info(),
         "plan": the_plan,
@@ -339,21 +357,20 @@ def run_all(the_plan):
         "notes": [],
     }
     started = time.perf_counter()
-    for threads in the_plan["threads"]:
-        peaks = [noted_peak(the_plan, threads, "before the cases", results)]
-        print(f"== {threads} thread(s): peers", file=sys.stderr, flush=True)
-        workers = start_peers(the_plan, threads, results)
-        try:
-            for case in the_plan["cases"]:
-                run_case(the_plan, threads, case, workers)
-        finally:
-            for w, _ in workers.values():
-                w.close()
-        peaks.append(noted_peak(the_plan, threads, "after the cases", results))
-        peaks = [p for p in peaks if p is not None]
-        if peaks:
-            results["peaks"][str(threads)] = best_peak(peaks)
-            results["peak_measurements"][str(threads)] = peaks
+    measured = {}
+    peaks_at_every_count(the_plan, "before the cases", results, measured)
+    print("== peers", file=sys.stderr, flush=True)
+    workers = start_peers(the_plan, results)
+    try:
+        for case in the_plan["cases"]:
+            run_case(the_plan, case, workers)
+    finally:
+        for w, _ in workers.values():
+            w.close()
+    peaks_at_every_count(the_plan, "after the cases", results, measured)
+    for threads, peaks in measured.items():
+        results["peaks"][str(threads)] = best_peak(peaks)
+        results["peak_measurements"][str(threads)] = peaks
     results["meta"]["load_average_end"] = os.getloadavg()
     results["meta"]["elapsed_s"] = round(time.perf_counter() - started, 1)
     return results
