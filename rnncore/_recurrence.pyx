@@ -97,9 +97,10 @@ cdef void advance_core(Py_ssize_t K, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
 cdef enum:
     # Rows (steps × batch) of δ that backward_core keeps at once.  At least
     # MIN_ROWS (fewer make each chunk's weight-gradient GEMMs slow and their
-    # fixed costs add up), at most MAX_ROWS (more gain nothing), and about an
-    # eighth of the sequence in between, so that δ stays a small buffer next
-    # to the T·B·H hidden states the backward pass must keep anyway.
+    # fixed costs add up), at most MAX_ROWS (more gain nothing), and in
+    # between as many steps as keep a chunk's δ, and its logits when the
+    # output layer runs chunk by chunk, within an eighth of the T·B·H hidden
+    # states the backward pass must keep anyway.
     BACKWARD_MIN_ROWS = 128
     BACKWARD_MAX_ROWS = 1024
     # Also no more rows than keep a chunk's δ, h_{t-1} and x (the operands of
@@ -117,13 +118,15 @@ cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 
 def backward_steps(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
-                   Py_ssize_t itemsize):
+                   Py_ssize_t itemsize, Py_ssize_t C=0):
     """How many time steps of δ backward_core holds at once: the first
     dimension of its ``work`` array (K, B, H), for inputs of D features
-    (the widest layer input of a stack) and elements of itemsize bytes."""
+    (the widest layer input of a stack), elements of itemsize bytes and,
+    when each chunk also holds its rows of logits, C classes (else 0)."""
     if B <= 0:
         return T
-    cdef Py_ssize_t K = max(ceil_div(T, 8), ceil_div(BACKWARD_MIN_ROWS, B))
+    cdef Py_ssize_t K = max(T * H // max(1, 8 * (H + C)),
+                            ceil_div(BACKWARD_MIN_ROWS, B))
     cdef Py_ssize_t cached = max(
         BACKWARD_CACHE_BYTES // max(1, (2 * H + D) * itemsize), H,
         BACKWARD_MIN_ROWS)

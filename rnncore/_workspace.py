@@ -61,7 +61,7 @@ def train_step_shapes(seq, T, B, D, H, C, itemsize):
     (rnncore/_training.pyx): hs, δ of a chunk of K steps, W_hh packed,
     logits (of one chunk's rows in mode "seq", whose output layer runs chunk
     by chunk), ∂L/∂h_last, carry."""
-    K = _recurrence.backward_steps(T, B, D, H, itemsize)
+    K = _recurrence.backward_steps(T, B, D, H, itemsize, C if seq else 0)
     return ((T, B, H), (K, B, H),
             (_recurrence.backward_weight_buffer_len(B, H, itemsize),),
             (K * B if seq else B, C), (B, H), (B, H))

@@ -442,16 +442,16 @@ class RNN:
         h_n = np.stack([self._last(hs, lengths) for layer in runs for _, hs in layer])
 
         dh0 = ws.get("dh0", (B, H), dt)
-        K = _recurrence.backward_steps(T, B, max(x.shape[2], F), H,
-                                       np.dtype(dt).itemsize)
-        work = ws.get("work", (K, B, H), dt)
-        W_hy, b_y = self.params["W_hy"], self.params["b_y"]
         # One direction in mode "seq": the top layer's backward pass runs the
         # output layer chunk by chunk (as the one-layer step does), so neither
         # all T·B·C logits nor ∂L/∂(top states) exist at once.  Otherwise the
         # output layer first: its gradient with respect to the features it
         # read, `upstream` (T, B, F) in mode "seq", dfeats (B, F) in "last".
         fold = seq and nd == 1
+        K = _recurrence.backward_steps(T, B, max(x.shape[2], F), H,
+                                       np.dtype(dt).itemsize, C if fold else 0)
+        work = ws.get("work", (K, B, H), dt)
+        W_hy, b_y = self.params["W_hy"], self.params["b_y"]
         loss = upstream = dfeats = None
         if not fold:
             feats = (inp.reshape(T * B, F) if seq

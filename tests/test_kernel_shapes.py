@@ -20,6 +20,7 @@ import reference
 import rnncore
 from rnn_util import assert_close, make_params, random_lengths
 from rnncore import _output, _recurrence, _training
+from rnncore._workspace import train_step_shapes
 
 DTYPES = [np.float32, np.float64]
 # every row remainder (B mod 4), up to and past the own kernel's limit
@@ -321,26 +322,45 @@ def test_kernels_refuse_a_short_weight_buffer():
 @pytest.mark.parametrize("D,H,itemsize", [(64, 128, 4), (128, 256, 4),
                                           (128, 256, 8), (512, 1024, 4),
                                           (0, 0, 8), (3000, 10, 8)])
-def test_backward_chunk_size(T, B, D, H, itemsize):
-    """At least an eighth of the steps and 128 rows, at most 1024 rows
-    (rounded up to whole steps), and at most the rows whose δ, h and x fit
-    in 1 MiB, rounded down, unless those are fewer than max(H, 128); never
-    more steps than T nor fewer than 1."""
-    K = _recurrence.backward_steps(T, B, D, H, itemsize)
-    want = max(math.ceil(T / 8), math.ceil(128 / B))
+@pytest.mark.parametrize("C", [0, 64, 1000])
+def test_backward_chunk_size(T, B, D, H, itemsize, C):
+    """As many steps as keep a chunk's δ and C logits a row within an eighth
+    of the T·B·H states, rounded down, but at least 128 rows; at most 1024
+    rows (rounded up to whole steps), and at most the rows whose δ, h and x
+    fit in 1 MiB, rounded down, unless those are fewer than max(H, 128);
+    never more steps than T nor fewer than 1."""
+    K = _recurrence.backward_steps(T, B, D, H, itemsize, C)
+    if C == 0:
+        assert K == _recurrence.backward_steps(T, B, D, H, itemsize)
+    want = max(T * H // max(1, 8 * (H + C)), math.ceil(128 / B))
     cached = max(2**20 // max(1, (2 * H + D) * itemsize), H, 128)
     want = max(1, min(want, math.ceil(1024 / B), cached // B, T))
     assert K == want
 
 
-# the benchmark workloads (T, B, D, H): the eighth of the sequence, unless
-# the chunk would not fit in cache (medium), or the 1024-row cap (large)
-@pytest.mark.parametrize("T,B,D,H,itemsize,steps", [
-    (25, 1, 65, 100, 4, 25), (50, 32, 64, 128, 4, 7), (50, 32, 64, 128, 8, 7),
-    (100, 64, 128, 256, 4, 6), (100, 64, 128, 256, 8, 4),
-    (100, 128, 512, 1024, 4, 8)])
-def test_backward_chunk_size_of_workloads(T, B, D, H, itemsize, steps):
-    assert _recurrence.backward_steps(T, B, D, H, itemsize) == steps
+# the benchmark workloads (T, B, D, H, C): within an eighth of the states
+# (small), the whole sequence for the 128-row floor (tiny), unless the chunk
+# would not fit in cache (medium), or the 1024-row cap (large); C = 0 for
+# mode "last", whose chunks hold no logits
+@pytest.mark.parametrize("T,B,D,H,C,itemsize,steps", [
+    (25, 1, 65, 100, 65, 4, 25), (50, 32, 64, 128, 64, 4, 4),
+    (50, 32, 64, 128, 0, 4, 6), (50, 32, 64, 128, 64, 8, 4),
+    (100, 64, 128, 256, 128, 4, 6), (100, 64, 128, 256, 128, 8, 4),
+    (100, 128, 512, 1024, 512, 4, 8), (100, 128, 512, 1024, 0, 4, 8)])
+def test_backward_chunk_size_of_workloads(T, B, D, H, C, itemsize, steps):
+    assert _recurrence.backward_steps(T, B, D, H, itemsize, C) == steps
+
+
+def test_training_step_chunks_hold_their_logits_within_an_eighth_of_the_states():
+    """In mode seq each chunk of the step also holds its rows of logits, so
+    its workspace sizes K for both; mode last's chunks hold δ only."""
+    T, B, D, H, C = 50, 32, 64, 128, 64
+    seq = train_step_shapes(True, T, B, D, H, C, 4)
+    last = train_step_shapes(False, T, B, D, H, C, 4)
+    K_seq, K_last = seq[1][0], last[1][0]
+    assert seq[3] == (K_seq * B, C) and last[3] == (B, C)
+    assert K_seq * (H + C) <= T * H / 8 < (K_seq + 1) * (H + C)
+    assert K_last * H <= T * H / 8 < (K_last + 1) * H
 
 
 def check_training_step(p, x, targets, mode, dtype):
