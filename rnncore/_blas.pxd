@@ -54,10 +54,11 @@ cdef enum:
     # Larger float32 products op(A)·B go to the same kernel too when B's
     # rows are narrow (at most SMALL_GEMM_MAX_ROW_BYTES: 128 columns) and
     # both operands together fit in SMALL_GEMM_MAX_BYTES, well inside L2,
-    # from where the kernel reads B once per 4 rows of C: a backward chunk's
-    # weight gradients δᵀ·x, δᵀ·h and its ∂L/∂h = dlogits·W_hy at small
-    # hidden sizes.  One product at a time that was 1.0-2x faster than BLAS,
-    # which packs both operands at every call (benchmarks/chunk_products.c);
+    # from where the kernel reads B once per 4 (AVX-512: 6) rows of C: a
+    # backward chunk's weight gradients δᵀ·x, δᵀ·h and its ∂L/∂h =
+    # dlogits·W_hy at small hidden sizes.  One product at a time that was
+    # 1.0-2x faster than BLAS, which packs both operands at every call
+    # (benchmarks/chunk_products.c);
     # past these limits BLAS won, and float64 was mixed, so it stays on BLAS.
     SMALL_GEMM_MAX_ROW_BYTES = 512
     SMALL_GEMM_MAX_BYTES = 1 << 18

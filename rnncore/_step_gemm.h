@@ -5,11 +5,11 @@
  * microseconds of fixed overhead, more than the arithmetic of such a product,
  * so rnncore runs it here.
  *
- * Register blocking: a block of up to 4 rows of C by several vectors of
- * columns stays in registers for the whole k loop; each step of that loop
- * loads the block's vectors of one row of B and broadcasts one element of A
- * per row, so every load of B serves up to 4 rows and C is read and written
- * once.  Blocks of 1 or 2 rows take twice as many vectors, so that enough
+ * Register blocking: a block of up to 4 rows of C (6 with AVX-512) by
+ * several vectors of columns stays in registers for the whole k loop; each
+ * step of that loop loads the block's vectors of one row of B and
+ * broadcasts one element of A per row, so every load of B serves up to 4
+ * (6) rows and C is read and written once.  Blocks of 1 or 2 rows take twice as many vectors, so that enough
  * independent FMA chains hide the FMA latency.  When n is not a multiple of
  * the vector width, the last vector of columns is loaded from n - W (it
  * overlaps columns already done) into an accumulator of its own, and only
@@ -29,14 +29,14 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 
-/* The block update: R rows (1 to 4) by nv vectors of W lanes, plus, when
+/* The block update: R rows (1 to 6) by nv vectors of W lanes, plus, when
    `tail`, the vector at column offset toff whose lanes from `skip` on are
    added to C.  R, nv and tail are compile-time constants at every call site
    (always_inline), so the accumulators and loads become registers.  The
    unroll pragmas make that so: without them GCC kept the loops over rows
    and vectors of the 1- and 2-row blocks, and with them the accumulators,
    in memory (6x slower for one row of H=100 on AVX2). */
-#define RNC_SG_ROWS_LOOP RNC_PRAGMA(GCC unroll 4) for (int r = 0; r < R; r++)
+#define RNC_SG_ROWS_LOOP RNC_PRAGMA(GCC unroll 8) for (int r = 0; r < R; r++)
 #define RNC_SG_VECS_LOOP RNC_PRAGMA(GCC unroll 8) for (int v = 0; v < nv; v++)
 #define RNC_SG_BLOCK(NAME, T, V, W, ATTR)                                     \
 ATTR RNC_INLINE void NAME(const int R, const int nv, const int tail,          \
@@ -44,7 +44,7 @@ ATTR RNC_INLINE void NAME(const int R, const int nv, const int tail,          \
                           ptrdiff_t a_is, const T *B, ptrdiff_t ldb, T *C,    \
                           ptrdiff_t ldc, ptrdiff_t toff, int skip)            \
 {                                                                             \
-    V acc[4][8], at[4], b[8], bt, zero;                                       \
+    V acc[6][8], at[6], b[8], bt, zero;                                       \
     memset(&zero, 0, sizeof zero);                                            \
     RNC_SG_ROWS_LOOP {                                                        \
         RNC_SG_VECS_LOOP memcpy(&acc[r][v], C + r * ldc + v * W, sizeof(V));  \
@@ -121,18 +121,21 @@ ATTR RNC_INLINE void NAME(const int R, ptrdiff_t n, ptrdiff_t k, const T *a,  \
 
 /* C (m×n) += A·B for B k×n with row stride ldb, and A m×k read as
    A[r·a_rs + i·a_is] (a_is = 1: A as it is; a_rs = 1: A stored k×m, i.e.
-   the product Aᵀ·B). */
-#define RNC_SG_GEMM(NAME, ROWS, T, ATTR)                                      \
+   the product Aᵀ·B), in blocks of RB rows (4, or 6 where 32 registers hold
+   6 × 4 accumulators), then one block of the rows left. */
+#define RNC_SG_GEMM(NAME, ROWS, T, RB, ATTR)                                  \
 ATTR RNC_INLINE void NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A,  \
                           ptrdiff_t a_rs, ptrdiff_t a_is, const T *B,         \
                           ptrdiff_t ldb, T *C, ptrdiff_t ldc)                 \
 {                                                                             \
     ptrdiff_t r = 0;                                                          \
-    for (; r + 4 <= m; r += 4)                                                \
-        ROWS(4, n, k, A + r * a_rs, a_rs, a_is, B, ldb, C + r * ldc, ldc);    \
+    for (; r + RB <= m; r += RB)                                              \
+        ROWS(RB, n, k, A + r * a_rs, a_rs, a_is, B, ldb, C + r * ldc, ldc);   \
     const T *a = A + r * a_rs;                                                \
     T *c = C + r * ldc;                                                       \
     switch (m - r) {                                                          \
+    case 5: ROWS(5, n, k, a, a_rs, a_is, B, ldb, c, ldc); break;              \
+    case 4: ROWS(4, n, k, a, a_rs, a_is, B, ldb, c, ldc); break;              \
     case 3: ROWS(3, n, k, a, a_rs, a_is, B, ldb, c, ldc); break;              \
     case 2: ROWS(2, n, k, a, a_rs, a_is, B, ldb, c, ldc); break;              \
     case 1: ROWS(1, n, k, a, a_rs, a_is, B, ldb, c, ldc); break;              \
@@ -141,16 +144,16 @@ ATTR RNC_INLINE void NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A,  \
 }
 
 /* One kernel: T the scalar, V/W the full vector and its lanes, VH/WH the
-   half-width vector, NV (<= 4) the vectors per block of 3 or 4 rows, ATTR
-   its target.  rnc_step_gemm: the per-step product, all contiguous;
+   half-width vector, NV (<= 4) the vectors per block of 3 or more rows, RB
+   the rows of a block, ATTR its target.  rnc_step_gemm: the per-step product, all contiguous;
    rnc_small_gemm: C (m×n) += op(A)·B for small products of the rest of a
    step, row-major with leading dimensions. */
-#define RNC_DEFINE_STEP_GEMM(SUF, T, V, W, VH, WH, NV, ATTR)                  \
+#define RNC_DEFINE_STEP_GEMM(SUF, T, V, W, VH, WH, NV, RB, ATTR)              \
 RNC_SG_BLOCK(rnc_sg_block_##SUF, T, V, W, ATTR)                               \
 RNC_SG_BLOCK(rnc_sg_half_##SUF, T, VH, WH, ATTR)                              \
 RNC_SG_ROWS(rnc_sg_rows_##SUF, rnc_sg_block_##SUF, rnc_sg_half_##SUF, T, W,   \
             WH, NV, ATTR)                                                     \
-RNC_SG_GEMM(rnc_sg_gemm_##SUF, rnc_sg_rows_##SUF, T, ATTR)                    \
+RNC_SG_GEMM(rnc_sg_gemm_##SUF, rnc_sg_rows_##SUF, T, RB, ATTR)                \
 ATTR RNC_UNUSED static void rnc_step_gemm_##SUF(                              \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *B, T *C)      \
 {                                                                             \
@@ -177,18 +180,22 @@ typedef double rnc_f64x1 __attribute__((vector_size(8)));
 
 /* The build's baseline: 16-byte vectors (SSE2, NEON), 2 per block (4 rows
    x 2 accumulators + 2 loads fit 16 registers). */
-RNC_DEFINE_STEP_GEMM(f32_base, float, rnc_f32x4, 4, rnc_f32x2, 2, 2, )
-RNC_DEFINE_STEP_GEMM(f64_base, double, rnc_f64x2, 2, rnc_f64x1, 1, 2, )
+RNC_DEFINE_STEP_GEMM(f32_base, float, rnc_f32x4, 4, rnc_f32x2, 2, 2, 4, )
+RNC_DEFINE_STEP_GEMM(f64_base, double, rnc_f64x2, 2, rnc_f64x1, 1, 2, 4, )
 
 #if RNC_HAVE_DISPATCH
-/* AVX2: 16 ymm registers, 2 vectors per block; AVX-512: 32 zmm registers,
-   4 vectors per block (16 accumulators + 4 loads + 1 broadcast). */
+/* AVX2: 16 ymm registers, 2 vectors per block of 4 rows; AVX-512: 32 zmm
+   registers, 4 vectors per block of 6 rows (24 accumulators + 4 loads + 1
+   broadcast).  Against blocks of 4 rows, the 6 rows read B from L2 a third
+   less often: the small workload's float32 chunk products δᵀ·x and δᵀ·h
+   took 10-28% less time (benchmarks/chunk_products.c), its training step
+   5-10%; blocks of 8 rows by 3 vectors gained nothing more. */
 #define RNC_V3 __attribute__((target("arch=x86-64-v3")))
 #define RNC_V4 __attribute__((target("arch=x86-64-v4")))
-RNC_DEFINE_STEP_GEMM(f32_v3, float, rnc_f32x8, 8, rnc_f32x4, 4, 2, RNC_V3)
-RNC_DEFINE_STEP_GEMM(f64_v3, double, rnc_f64x4, 4, rnc_f64x2, 2, 2, RNC_V3)
-RNC_DEFINE_STEP_GEMM(f32_v4, float, rnc_f32x16, 16, rnc_f32x8, 8, 4, RNC_V4)
-RNC_DEFINE_STEP_GEMM(f64_v4, double, rnc_f64x8, 8, rnc_f64x4, 4, 4, RNC_V4)
+RNC_DEFINE_STEP_GEMM(f32_v3, float, rnc_f32x8, 8, rnc_f32x4, 4, 2, 4, RNC_V3)
+RNC_DEFINE_STEP_GEMM(f64_v3, double, rnc_f64x4, 4, rnc_f64x2, 2, 2, 4, RNC_V3)
+RNC_DEFINE_STEP_GEMM(f32_v4, float, rnc_f32x16, 16, rnc_f32x8, 8, 4, 6, RNC_V4)
+RNC_DEFINE_STEP_GEMM(f64_v4, double, rnc_f64x8, 8, rnc_f64x4, 4, 4, 6, RNC_V4)
 
 #define RNC_STEP_GEMM_DISPATCH(SUF, T)                                        \
 RNC_UNUSED static void rnc_step_gemm_acc_##SUF(                               \

@@ -1,8 +1,8 @@
 """The compiled kernels at the sizes where their code paths change.
 
-The per-step product (rnncore/_step_gemm.h) works on blocks of 4 rows and
-of several SIMD vectors of columns, then narrower vectors, then single
-columns.  Batches above its row limit go to the packed kernel
+The per-step product (rnncore/_step_gemm.h) works on blocks of 4 rows (6
+with AVX-512) and of several SIMD vectors of columns, then narrower vectors,
+then single columns.  Batches above its row limit go to the packed kernel
 (rnncore/_packed_gemm.h: blocks of up to 12 rows, panels of 32 float or 16
 double columns, slabs of 256 rows of W_hh), or to BLAS when BLAS runs
 several threads and the product is large.  The backward pass keeps δ
@@ -23,8 +23,9 @@ from rnncore import _output, _recurrence, _training
 from rnncore._workspace import train_step_shapes
 
 DTYPES = [np.float32, np.float64]
-# every row remainder (B mod 4), up to and past the own kernel's limit
-BATCHES = [1, 2, 3, 4, 5, 7, 8, 9, 13]
+# every row remainder (B mod 4 and mod 6, the blocks of AVX2 and AVX-512),
+# up to and past the own kernel's limit
+BATCHES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13]
 # column counts around multiples of 2, 4, 8, 16, 32 and 64 lanes
 HIDDEN = [1, 3, 8, 17, 31, 64, 100, 130]
 
