@@ -9,8 +9,9 @@
  * several vectors of columns stays in registers for the whole k loop; each
  * step of that loop loads the block's vectors of one row of B and
  * broadcasts one element of A per row, so every load of B serves up to 4
- * (6) rows and C is read and written once.  Blocks of 1 or 2 rows take twice as many vectors, so that enough
- * independent FMA chains hide the FMA latency.  When n is not a multiple of
+ * (6) rows and C is read and written once.  Blocks of 1 or 2 rows take
+ * twice as many vectors, so that enough independent FMA chains hide the FMA
+ * latency.  When n is not a multiple of
  * the vector width, the last vector of columns is loaded from n - W (it
  * overlaps columns already done) into an accumulator of its own, and only
  * its new lanes are added to C: one vector op per k step instead of a
@@ -145,9 +146,9 @@ ATTR RNC_INLINE void NAME(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A,  \
 
 /* One kernel: T the scalar, V/W the full vector and its lanes, VH/WH the
    half-width vector, NV (<= 4) the vectors per block of 3 or more rows, RB
-   the rows of a block, ATTR its target.  rnc_step_gemm: the per-step product, all contiguous;
-   rnc_small_gemm: C (m×n) += op(A)·B for small products of the rest of a
-   step, row-major with leading dimensions. */
+   the rows of a block, ATTR its target.  rnc_step_gemm: the per-step
+   product, all contiguous; rnc_small_gemm: C (m×n) += op(A)·B for small
+   products of the rest of a step, row-major with leading dimensions. */
 #define RNC_DEFINE_STEP_GEMM(SUF, T, V, W, VH, WH, NV, RB, ATTR)              \
 RNC_SG_BLOCK(rnc_sg_block_##SUF, T, V, W, ATTR)                               \
 RNC_SG_BLOCK(rnc_sg_half_##SUF, T, VH, WH, ATTR)                              \
@@ -189,7 +190,7 @@ RNC_DEFINE_STEP_GEMM(f64_base, double, rnc_f64x2, 2, rnc_f64x1, 1, 2, 4, )
    broadcast).  Against blocks of 4 rows, the 6 rows read B from L2 a third
    less often: the small workload's float32 chunk products δᵀ·x and δᵀ·h
    took 10-28% less time (benchmarks/chunk_products.c), its training step
-   5-10%; blocks of 8 rows by 3 vectors gained nothing more. */
+   5-6%; blocks of 8 rows by 3 vectors gained nothing more. */
 #define RNC_V3 __attribute__((target("arch=x86-64-v3")))
 #define RNC_V4 __attribute__((target("arch=x86-64-v4")))
 RNC_DEFINE_STEP_GEMM(f32_v3, float, rnc_f32x8, 8, rnc_f32x4, 4, 2, 4, RNC_V3)
