@@ -10,7 +10,8 @@ from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 from rnncore._parallel cimport blas_threads, claim_team, team_split
-from rnncore._simd cimport (pack, packed_gemm, rnc_packed_len_f32, rnc_packed_len_f64,
+from rnncore._simd cimport (pack, packed_gemm, rnc_half_rate_avx512, rnc_packed_len_f32,
+                            rnc_packed_len_f64,
                             rnc_split_part_f32, rnc_split_part_f64, rnc_split_step,
                             small_gemm_acc, small_gemm_strided_acc, tanh_backward,
                             tanh_inplace, transpose)
@@ -27,6 +28,8 @@ from rnncore._simd cimport (pack, packed_gemm, rnc_packed_len_f32, rnc_packed_le
 #   8 rows at H = 128, 4 at 256, 2 at 512, 1 at 1024.  Only where the
 #   padding of W's columns to whole panels wastes at most 1/8 (H = 100 pads
 #   to 128 and loses), and only with a buffer to pack into;
+#   Where AVX-512 runs at half rate (AMD Zen 4) the small kernel instead,
+#   from HALF_RATE_STEP_MIN_ROWS rows;
 # - otherwise, up to SMALL_GEMM_MAX_ROWS rows, _step_gemm.h on W as it is
 #   (BLAS's fixed costs exceed the arithmetic there: up to 5x faster);
 # - otherwise BLAS, and also when BLAS runs several threads and the product
@@ -62,6 +65,23 @@ cdef enum:
     # past these limits BLAS won, and float64 was mixed, so it stays on BLAS.
     SMALL_GEMM_MAX_ROW_BYTES = 512
     SMALL_GEMM_MAX_BYTES = 1 << 18
+    # On CPUs that run AVX-512 at half rate (rnc_half_rate_avx512: AMD Zen
+    # 4) the kernel beat SciPy's OpenBLAS on every such product measured
+    # with rows of up to 256 columns, float32 and float64 alike, 1.03-1.55x,
+    # up to 6400 × 256 × 128: there it takes every op(A)·B with rows of at
+    # most HALF_RATE_MAX_ROW_BYTES whose B (k × n) fits in
+    # HALF_RATE_MAX_B_BYTES, half of L2, from where it is read once per 6
+    # rows of C.  (With rows of 1024 columns, the large workload's
+    # dlogitsᵀ·h, C no longer stays in L2 beside B: its training step lost
+    # up to 1.3x.)
+    HALF_RATE_MAX_ROW_BYTES = 1024
+    HALF_RATE_MAX_B_BYTES = 1 << 19
+    # There too the per-step products of at least HALF_RATE_STEP_MIN_ROWS
+    # rows that would run packed on one thread run in the small kernel up
+    # to H = HALF_RATE_STEP_MAX_H: 1.0-1.12x faster at 16-256 rows (slower
+    # at 2 and 8), even at H = 1024, whose W no longer fits in L2.
+    HALF_RATE_STEP_MIN_ROWS = 16
+    HALF_RATE_STEP_MAX_H = 512
 
 cdef enum StepKind:
     STEP_SMALL
@@ -99,7 +119,10 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
             and (m * n * k <= SMALL_GEMM_MAX_FMAS
                  or (floating is float
                      and n * sizeof(float) <= SMALL_GEMM_MAX_ROW_BYTES
-                     and k * (m + n) * sizeof(float) <= SMALL_GEMM_MAX_BYTES))):
+                     and k * (m + n) * sizeof(float) <= SMALL_GEMM_MAX_BYTES)
+                 or (n * sizeof(floating) <= HALF_RATE_MAX_ROW_BYTES
+                     and k * n * sizeof(floating) <= HALF_RATE_MAX_B_BYTES
+                     and rnc_half_rate_avx512()))):
         if beta == 0:
             for i in range(m):
                 memset(c + i * ldc, 0, n * sizeof(floating))
@@ -212,6 +235,9 @@ cdef inline StepKind step_kind(Py_ssize_t m, Py_ssize_t H, const floating *buf,
     cdef bint packed = packs(H, buf, buf_len)
     if packed and abs(parts) > 1:
         return STEP_SPLIT
+    if (packed and HALF_RATE_STEP_MIN_ROWS <= m and H <= HALF_RATE_STEP_MAX_H
+            and rnc_half_rate_avx512()):
+        return STEP_SMALL
     if m <= SMALL_GEMM_MAX_ROWS:
         if packed and m * H >= PACKED_MIN_ROW_ELEMENTS:
             return STEP_PACKED

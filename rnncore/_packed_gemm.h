@@ -67,7 +67,11 @@ RNC_DEFINE_PACK(f64, double)
 
 /* The micro-kernel: R (1..MR) rows by NV vectors of W lanes at column c0 of
    a panel, `cols` of them valid (the rest are padding and are not stored).
-   R is a constant at every call site, so acc is registers. */
+   R is a constant at every call site, so acc is registers.  The
+   accumulators start from C (when load_c) and take the slab's rows in
+   order, and C between slabs holds them exactly, so each element of C is
+   one chain of multiply-adds over k in order, as in _step_gemm.h: the two
+   kernels give the same bits, whichever a product runs in. */
 #define RNC_PG_MICRO(NAME, T, V, W, MR, NV, ATTR)                             \
 ATTR RNC_INLINE void NAME(const int R, ptrdiff_t kc, const T *Ap,             \
                           const T *Pp, ptrdiff_t np, T *C, ptrdiff_t ldc,     \
@@ -76,8 +80,18 @@ ATTR RNC_INLINE void NAME(const int R, ptrdiff_t kc, const T *Ap,             \
     V acc[MR][NV], b[NV];                                                     \
     T tile[MR][NV * W];                                                       \
     const int full = cols == NV * W;                                          \
-    for (int r = 0; r < R; r++)                                               \
-        for (int v = 0; v < NV; v++) memset(&acc[r][v], 0, sizeof(V));        \
+    if (!load_c)                                                              \
+        memset(acc, 0, sizeof(V) * NV * R);                                   \
+    else if (full)                                                            \
+        for (int r = 0; r < R; r++)                                           \
+            for (int v = 0; v < NV; v++)                                      \
+                memcpy(&acc[r][v], C + r * ldc + v * W, sizeof(V));           \
+    else {                                                                    \
+        memset(tile, 0, sizeof(V) * NV * R);                                  \
+        for (int r = 0; r < R; r++)                                           \
+            memcpy(tile[r], C + r * ldc, sizeof(T) * cols);                   \
+        memcpy(acc, tile, sizeof(V) * NV * R);                                \
+    }                                                                         \
     RNC_PRAGMA(GCC unroll 4)                                                  \
     for (ptrdiff_t i = 0; i < kc; i++) {                                      \
         /* the panel streams from L2: fetch a few rows ahead */               \
@@ -92,20 +106,13 @@ ATTR RNC_INLINE void NAME(const int R, ptrdiff_t kc, const T *Ap,             \
     }                                                                         \
     if (full) {                                                               \
         for (int r = 0; r < R; r++)                                           \
-            for (int v = 0; v < NV; v++) {                                    \
-                V c;                                                          \
-                if (load_c) {                                                 \
-                    memcpy(&c, C + r * ldc + v * W, sizeof(V));               \
-                    acc[r][v] += c;                                           \
-                }                                                             \
+            for (int v = 0; v < NV; v++)                                      \
                 memcpy(C + r * ldc + v * W, &acc[r][v], sizeof(V));           \
-            }                                                                 \
         return;                                                               \
     }                                                                         \
     memcpy(tile, acc, sizeof(V) * NV * R);                                    \
     for (int r = 0; r < R; r++)                                               \
-        for (ptrdiff_t j = 0; j < cols; j++)                                  \
-            C[r * ldc + j] = load_c ? C[r * ldc + j] + tile[r][j] : tile[r][j]; \
+        memcpy(C + r * ldc, tile[r], sizeof(T) * cols);                       \
 }
 
 /* R (1..MR, MR <= 12) as a constant */

@@ -234,4 +234,20 @@ RNC_UNUSED static const char *rnc_simd_isa(void)
 #endif
 }
 
+/* Whether the CPU issues one AVX-512 multiply-add per cycle, each 512-bit
+   operation running as two 256-bit halves: AMD family 19h (Zen 4; its Zen 3
+   members have no AVX-512).  There the register-blocked kernel of
+   _step_gemm.h runs at 96% of the FMA peak and outruns both the packed
+   kernel, whose copy of A then costs more than it saves, and SciPy's
+   OpenBLAS (docs/performance-notes.md).  __builtin_cpu_is reads the model
+   libgcc identified once at load time. */
+RNC_UNUSED static int rnc_half_rate_avx512(void)
+{
+#if RNC_HAVE_DISPATCH
+    return __builtin_cpu_is("amdfam19h") && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
 #endif /* RNNCORE_SIMD_H */

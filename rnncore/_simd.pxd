@@ -15,6 +15,7 @@ cdef extern from "_simd.h" nogil:
     double rnc_softmax_row_f64(const double *z, double *p, Py_ssize_t n,
                                double scale, double *zmax)
     const char *rnc_simd_isa()
+    bint rnc_half_rate_avx512()
 
 
 cdef extern from "_step_gemm.h" nogil:

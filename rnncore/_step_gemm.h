@@ -11,11 +11,10 @@
  * broadcasts one element of A per row, so every load of B serves up to 4
  * (6) rows and C is read and written once.  Blocks of 1 or 2 rows take
  * twice as many vectors, so that enough independent FMA chains hide the FMA
- * latency.  When n is not a multiple of
- * the vector width, the last vector of columns is loaded from n - W (it
- * overlaps columns already done) into an accumulator of its own, and only
- * its new lanes are added to C: one vector op per k step instead of a
- * scalar loop over the left-over columns.
+ * latency.  When n is not a multiple of the vector width, the last vector
+ * of columns is loaded from n - W (it overlaps columns already done) into
+ * an accumulator of its own, and only its new lanes are stored to C: one
+ * vector op per k step instead of a scalar loop over the left-over columns.
  *
  * The vectors are GCC/clang vector extensions, so one source compiles to
  * AVX-512, AVX2 or SSE2/NEON code.  On x86-64 Linux with GCC >= 12 (the
@@ -32,7 +31,9 @@
 
 /* The block update: R rows (1 to 6) by nv vectors of W lanes, plus, when
    `tail`, the vector at column offset toff whose lanes from `skip` on are
-   added to C.  R, nv and tail are compile-time constants at every call site
+   stored to C.  Every element of C is its own chain of multiply-adds that
+   starts from C and runs over i in order, as in _packed_gemm.h, so that
+   both kernels round alike.  R, nv and tail are compile-time constants at every call site
    (always_inline), so the accumulators and loads become registers.  The
    unroll pragmas make that so: without them GCC kept the loops over rows
    and vectors of the 1- and 2-row blocks, and with them the accumulators,
@@ -49,7 +50,7 @@ ATTR RNC_INLINE void NAME(const int R, const int nv, const int tail,          \
     memset(&zero, 0, sizeof zero);                                            \
     RNC_SG_ROWS_LOOP {                                                        \
         RNC_SG_VECS_LOOP memcpy(&acc[r][v], C + r * ldc + v * W, sizeof(V));  \
-        at[r] = zero;                                                         \
+        if (tail) memcpy(&at[r], C + r * ldc + toff, sizeof(V));              \
     }                                                                         \
     bt = zero;                                                                \
     for (ptrdiff_t i = 0; i < k; i++) {                                       \
@@ -66,7 +67,7 @@ ATTR RNC_INLINE void NAME(const int R, const int nv, const int tail,          \
         if (tail) {                                                           \
             T lanes[W];                                                       \
             memcpy(lanes, &at[r], sizeof(V));                                 \
-            for (int l = skip; l < W; l++) C[r * ldc + toff + l] += lanes[l]; \
+            for (int l = skip; l < W; l++) C[r * ldc + toff + l] = lanes[l];  \
         }                                                                     \
     }                                                                         \
 }

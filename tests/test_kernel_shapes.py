@@ -4,11 +4,13 @@ The per-step product (rnncore/_step_gemm.h) works on blocks of 4 rows (6
 with AVX-512) and of several SIMD vectors of columns, then narrower vectors,
 then single columns.  Batches above its row limit go to the packed kernel
 (rnncore/_packed_gemm.h: blocks of up to 12 rows, panels of 32 float or 16
-double columns, slabs of 256 rows of W_hh), or to BLAS when BLAS runs
-several threads and the product is large.  The backward pass keeps δ
-for a chunk of steps at a time (``_recurrence.backward_steps``).  The
-reference here is a vectorised float64 NumPy recurrence, so the sizes can
-be large enough to reach every one of those paths.
+double columns, slabs of 256 rows of W_hh; on CPUs that run AVX-512 at half
+rate, only up to 15 rows), or to BLAS when BLAS runs several threads and
+the product is large.  The two own kernels give the same bits.  The
+backward pass keeps δ for a chunk of steps at a time
+(``_recurrence.backward_steps``).  The reference here is a vectorised
+float64 NumPy recurrence, so the sizes can be large enough to reach every
+one of those paths.
 """
 
 import math
@@ -131,6 +133,33 @@ PACKED_HIDDEN = [1, 16, 17, 40, 100, 128, 130, 256, 300]
 @pytest.mark.parametrize("H", PACKED_HIDDEN)
 def test_forward_and_backward_on_the_packed_kernel(rng, dtype, B, H):
     check_forward_and_backward(rng, dtype, 3, B, 2, H)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("H", [128, 256, 300])
+@pytest.mark.parametrize("B", [8, 40])
+def test_the_per_step_kernels_round_alike(rng, dtype, B, H):
+    """With x = 0 the per-step products alone make the states and, going
+    back, dh0.  A batch runs in the packed kernel (or, on CPUs where it is
+    faster, in the small kernel's blocks of rows), each sequence alone in
+    the small kernel's one-row block: the same bits either way.  (300: two
+    slabs of the packed kernel and a tail vector of the small one.)"""
+    with rnncore.threads(1):
+        T = 3
+        p = make_params(rng, 2, H, 1, dtype)
+        W_xh, W_hh, b_h = p["W_xh"], p["W_hh"], p["b_h"]
+        x = np.zeros((T, B, 2), dtype)
+        h0 = np.tanh(rng.standard_normal((B, H))).astype(dtype)
+        dhs = rng.standard_normal((T, B, H)).astype(dtype)
+        hs = rnncore.rnn_forward(x, W_xh, W_hh, b_h, h0=h0)
+        dh0 = rnncore.rnn_backward(dhs, hs, x, W_xh, W_hh, h0=h0).dh0
+        for b in (0, B // 2, B - 1):
+            one = slice(b, b + 1)
+            alone = rnncore.rnn_forward(x[:, one], W_xh, W_hh, b_h, h0=h0[one])
+            assert alone.tobytes() == hs[:, one].tobytes()
+            dh0_alone = rnncore.rnn_backward(dhs[:, one], alone, x[:, one], W_xh,
+                                             W_hh, h0=h0[one]).dh0
+            assert dh0_alone.tobytes() == dh0[one].tobytes()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
