@@ -123,53 +123,68 @@ RNC_INLINE double rnc_exp(double x)
 
 /* ---- tanh ----------------------------------------------------------- */
 /*
- * a = |x|.  For a >= 0.625: tanh(a) = (e^{2a} - 1) / (e^{2a} + 1), where
- * e^{2a} >= 3.4, so the subtraction loses less than one bit.  For a <
- * 0.625: the Taylor series of tanh at u = a/4 (< 0.16, so few terms reach
- * full precision), then twice the doubling formula tanh(2u) = 2 tanh(u) /
- * (1 + tanh(u)^2), the two written as one fraction: with s = tanh(u),
- * tanh(a/2) = n1/d1 = 2s / (1 + s^2) and tanh(a) = 2 n1 d1 / (d1^2 + n1^2).
- * Both branches are computed and their numerators and denominators
- * selected, so the loop stays branch-free with one division per element
- * (it had three; a division is the slowest vector instruction here).
- * Beyond 9 (float) / 19.5 (double) tanh rounds to 1.  Error: a few ulp.
+ * Half-angle rational approximation with one division.  s = a / Q ~=
+ * 2 tanh(x/2), a = x P(t), t = x^2, P = 1 + u, Q = 1 + v (u, v kept without
+ * the 1 so that small x loses nothing), and then the double-angle formula
+ * tanh(x) = s / (1 + s^2/4) = a Q / (Q^2 + a^2/4).  Since
+ * d log tanh / d log s = sech(x), rounding and approximation errors in P, Q
+ * and a are damped by sech(x) for large |x|, so a low degree suffices: P, Q
+ * are a relative-minimax fit of 2 tanh(x/2)/x weighted by sech(x)
+ * (tools/tanh_fit.py).  Clamping x to +-9.0115 (float) / +-19.5 (double),
+ * past which tanh is within an ulp of 1, keeps the polynomials in range;
+ * a NaN fails both comparisons and propagates, -0 and tiny x give x
+ * exactly, and the result is exactly odd.  num is clamped to +-den so that
+ * |y| <= 1 also in the build without FMA.
+ * Error against the exact value (benchmarks/tanh_accuracy.c): float at most
+ * 3.5 ulp over all floats (4.0 without FMA), double at most 3.7 ulp on
+ * 1.2e7 samples (4.1 without FMA).  About 15 vector operations per element,
+ * against 40 for the exp-based form it replaced: 1.8x faster in float and
+ * double on AVX-512, 2.3x on AVX2.
  */
 RNC_INLINE float rnc_tanhf(float x)
 {
-    float a = fabsf(x);
-    a = a > 9.0f ? 9.0f : a;
-    float e = rnc_expf(2.0f * a);
-    float u = 0.25f * a, u2 = u * u;
-    float s = -17.0f / 315.0f;
-    s = s * u2 + 2.0f / 15.0f;
-    s = s * u2 - 1.0f / 3.0f;
-    s = u + u * u2 * s;
-    float n1 = 2.0f * s, d1 = 1.0f + s * s; /* tanh(a/2) = n1 / d1 */
-    int small = a < 0.625f;
-    float num = small ? 2.0f * n1 * d1 : e - 1.0f;
-    float den = small ? d1 * d1 + n1 * n1 : e + 1.0f;
-    return copysignf(num / den, x);
+    x = x > 9.01150513f ? 9.01150513f : x;
+    x = x < -9.01150513f ? -9.01150513f : x;
+    float t = x * x;
+    float u = 1.142529727e-04f;                 /* u = P(t) - 1 */
+    u = u * t + 2.977377549e-02f;
+    u = u * t;
+    float v = 1.228974611e-06f;                 /* v = Q(t) - 1 */
+    v = v * t + 1.206545858e-03f;
+    v = v * t + 1.131070703e-01f;
+    v = v * t;
+    float a = x * u + x;                        /* x P */
+    float num = a * v + a;                      /* a Q */
+    float den = ((0.25f * a) * a + v * (v + 2.0f)) + 1.0f; /* Q^2 + a^2/4 */
+    num = num > den ? den : num;
+    num = num < -den ? -den : num;
+    return num / den;
 }
 
 RNC_INLINE double rnc_tanh(double x)
 {
-    double a = fabs(x);
-    a = a > 19.5 ? 19.5 : a;
-    double e = rnc_exp(2.0 * a);
-    double u = 0.25 * a, u2 = u * u;
-    double s = -929569.0 / 638512875.0;
-    s = s * u2 + 21844.0 / 6081075.0;
-    s = s * u2 - 1382.0 / 155925.0;
-    s = s * u2 + 62.0 / 2835.0;
-    s = s * u2 - 17.0 / 315.0;
-    s = s * u2 + 2.0 / 15.0;
-    s = s * u2 - 1.0 / 3.0;
-    s = u + u * u2 * s;
-    double n1 = 2.0 * s, d1 = 1.0 + s * s; /* tanh(a/2) = n1 / d1 */
-    int small = a < 0.625;
-    double num = small ? 2.0 * n1 * d1 : e - 1.0;
-    double den = small ? d1 * d1 + n1 * n1 : e + 1.0;
-    return copysign(num / den, x);
+    x = x > 19.5 ? 19.5 : x;
+    x = x < -19.5 ? -19.5 : x;
+    double t = x * x;
+    double u = 1.819033452513824e-13;           /* u = P(t) - 1 */
+    u = u * t + 8.072497327764174e-10;
+    u = u * t + 8.529365470104715e-07;
+    u = u * t + 0.00030329548345771313;
+    u = u * t + 0.036023808565060864;
+    u = u * t;
+    double v = 5.220887294625967e-16;           /* v = Q(t) - 1 */
+    v = v * t + 7.600382701435533e-12;
+    v = v * t + 1.5185502376433715e-08;
+    v = v * t + 9.163275785534819e-06;
+    v = v * t + 0.001916390641657777;
+    v = v * t + 0.11935714189839386;
+    v = v * t;
+    double a = x * u + x;                       /* x P */
+    double num = a * v + a;                     /* a Q */
+    double den = ((0.25 * a) * a + v * (v + 2.0)) + 1.0; /* Q^2 + a^2/4 */
+    num = num > den ? den : num;
+    num = num < -den ? -den : num;
+    return num / den;
 }
 
 /* ---- array kernels, one pair per dtype -------------------------------- */
