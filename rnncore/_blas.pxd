@@ -27,9 +27,9 @@ from rnncore._simd cimport (pack, packed_gemm, rnc_half_rate_avx512, rnc_packed_
 #   OpenBLAS (which repacks W at every step) and than the small kernel, from
 #   8 rows at H = 128, 4 at 256, 2 at 512, 1 at 1024.  Only where the
 #   padding of W's columns to whole panels wastes at most 1/8 (H = 100 pads
-#   to 128 and loses), and only with a buffer to pack into;
-#   Where AVX-512 runs at half rate (AMD Zen 4) the small kernel instead,
-#   from HALF_RATE_STEP_MIN_ROWS rows;
+#   to 128 and loses), and only with a buffer to pack into.  Where AVX-512
+#   runs at half rate (AMD Zen 4), the small kernel instead from
+#   HALF_RATE_STEP_MIN_ROWS rows;
 # - otherwise, up to SMALL_GEMM_MAX_ROWS rows, _step_gemm.h on W as it is
 #   (BLAS's fixed costs exceed the arithmetic there: up to 5x faster);
 # - otherwise BLAS, and also when BLAS runs several threads and the product

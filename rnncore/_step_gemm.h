@@ -33,11 +33,11 @@
    `tail`, the vector at column offset toff whose lanes from `skip` on are
    stored to C.  Every element of C is its own chain of multiply-adds that
    starts from C and runs over i in order, as in _packed_gemm.h, so that
-   both kernels round alike.  R, nv and tail are compile-time constants at every call site
-   (always_inline), so the accumulators and loads become registers.  The
-   unroll pragmas make that so: without them GCC kept the loops over rows
-   and vectors of the 1- and 2-row blocks, and with them the accumulators,
-   in memory (6x slower for one row of H=100 on AVX2). */
+   both kernels round alike.  R, nv and tail are compile-time constants at
+   every call site (always_inline), so the accumulators and loads become
+   registers.  The unroll pragmas make that so: without them GCC kept the
+   loops over rows and vectors of the 1- and 2-row blocks, and with them
+   the accumulators, in memory (6x slower for one row of H=100 on AVX2). */
 #define RNC_SG_ROWS_LOOP RNC_PRAGMA(GCC unroll 8) for (int r = 0; r < R; r++)
 #define RNC_SG_VECS_LOOP RNC_PRAGMA(GCC unroll 8) for (int v = 0; v < nv; v++)
 #define RNC_SG_BLOCK(NAME, T, V, W, ATTR)                                     \
