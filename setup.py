@@ -10,13 +10,14 @@ Environment variables:
 import os
 import tempfile
 
+import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.errors import CompileError
 
-MODULES = ["_cpu", "_optim", "_parallel", "_recurrence", "_softmax", "_output",
-           "_training"]
+MODULES = ["_cpu", "_optim", "_parallel", "_plain", "_recurrence", "_softmax",
+           "_output", "_training"]
 
 DEBUG_CHECKS = os.environ.get("RNNCORE_BOUNDSCHECK", "0") == "1"
 
@@ -77,8 +78,11 @@ extensions = [
     Extension(
         f"rnncore.{name}",
         [f"rnncore/{name}.pyx"],
-        include_dirs=["rnncore"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        include_dirs=["rnncore", numpy.get_include()],
+        # rnncore/_plain.pyx reads arrays through NumPy's C API: compiled
+        # against NumPy 2, it runs with every NumPy that rnncore supports
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION"),
+                       ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION")],
     )
     for name in MODULES
 ]

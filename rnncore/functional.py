@@ -14,12 +14,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from rnncore import _output, _recurrence, _softmax, _training
+from rnncore._plain import plain_output_dims, plain_recurrence_dims, plain_train_dims
 from rnncore._softmax import targets_in_range
 from rnncore._threads import guarded
 from rnncore._validation import (
     BLAS_INT_MAX,
     FLOAT_DTYPES,
-    INDEX_MAX,
     Arguments,
     as_array,
     check_axis,
@@ -70,7 +70,7 @@ _NO_LENGTHS = _absent(0, np.intp)
 
 def _unchecked_empty(dtype):
     """Arguments.empty without its size check, for the arrays of a call
-    whose sizes a _plain_* check has bounded by its arguments' own."""
+    whose sizes a check of rnncore._plain has bounded by its arguments' own."""
     def empty(*shape):
         return np.empty(shape, dtype)
     return empty
@@ -137,7 +137,7 @@ def rnn_forward(x, W_xh, W_hh, b_h, h0=None, lengths=None):
     TypeError
         Non-float arrays, float16, mixed float dtypes, non-integer lengths.
     """
-    dims = (_plain_recurrence_dims(x, W_xh, W_hh, b_h)
+    dims = (plain_recurrence_dims(x, W_xh, W_hh, b_h)
             if h0 is None and lengths is None else None)
     if dims is not None:  # the common call, checked without Arguments
         T, B, _, H = dims
@@ -255,7 +255,7 @@ def output_layer(hs, W_hy, b_y):
     TypeError
         Non-float arrays, float16, mixed float dtypes.
     """
-    plain = _plain_output_dims(hs, W_hy, b_y)
+    plain = plain_output_dims(hs, W_hy, b_y)
     if plain is not None:  # the common call, checked without Arguments
         N, H, C = plain
         logits = np.empty((N, C), hs.dtype)
@@ -487,11 +487,9 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
 
 def _plain_train_args(params, x, targets, seq):
     """loss_and_grads' arrays as the kernel takes them, (x, W_xh, W_hh, b_h,
-    W_hy, b_y, targets flat, C), when they need no conversion and no message:
-    C-contiguous ndarrays, the floats of one dtype of FLOAT_DTYPES, targets
-    np.intp, every size >= 1 and consistent, within BLAS's limits.  None
-    otherwise, for the full checks to convert the arrays or name the
-    problem (they accept every call accepted here, with the same result)."""
+    W_hy, b_y, targets flat, C), when they need no conversion and no message
+    (rnncore/_plain.pyx); None otherwise, for the full checks to convert the
+    arrays or name the problem."""
     if type(params) is not dict or len(params) != len(PARAM_SHAPES):
         return None
     try:
@@ -499,64 +497,10 @@ def _plain_train_args(params, x, targets, seq):
         W_hy, b_y = params["W_hy"], params["b_y"]
     except KeyError:
         return None
-    dims = _plain_recurrence_dims(x, W_xh, W_hh, b_h, W_hy, b_y)
-    if (dims is None or W_hy.ndim != 2 or type(targets) is not np.ndarray
-            or targets.dtype != np.intp or not targets.flags.c_contiguous):
+    dims = plain_train_dims(x, W_xh, W_hh, b_h, W_hy, b_y, targets, seq)
+    if dims is None:
         return None
-    T, B, _, H = dims
-    C = W_hy.shape[0]
-    if (W_hy.shape != (C, H) or b_y.shape != (C,) or C < 1
-            or targets.shape != ((T, B) if seq else (B,))
-            or T * B * C * x.dtype.itemsize > INDEX_MAX):
-        return None
-    return x, W_xh, W_hh, b_h, W_hy, b_y, targets.reshape(-1), C
-
-
-def _plain_dtype(*arrays):
-    """The dtype of `arrays` when all are C-contiguous ndarrays of one dtype
-    of FLOAT_DTYPES, which the fast paths take without conversion; None
-    otherwise."""
-    if type(arrays[0]) is not np.ndarray or arrays[0].dtype not in FLOAT_DTYPES:
-        return None
-    dtype = arrays[0].dtype
-    for a in arrays:
-        if (type(a) is not np.ndarray or a.dtype is not dtype
-                or not a.flags.c_contiguous):
-            return None
-    return dtype
-
-
-def _plain_recurrence_dims(x, W_xh, W_hh, b_h, *others):
-    """(T, B, D, H) when x, W_xh, W_hh and b_h (and `others`) are C-contiguous
-    ndarrays of one dtype of FLOAT_DTYPES, with consistent shapes, every size
-    >= 1, within BLAS's limits (the shapes of `others` are the caller's to
-    check); None otherwise."""
-    dtype = _plain_dtype(x, W_xh, W_hh, b_h, *others)
-    if dtype is None or x.ndim != 3 or W_hh.ndim != 2:
-        return None
-    T, B, D = x.shape
-    H = W_hh.shape[0]
-    if (W_xh.shape != (H, D) or W_hh.shape != (H, H) or b_h.shape != (H,)
-            or min(T, B, D, H) < 1 or T * B > BLAS_INT_MAX
-            or T * B * max(D, H) * dtype.itemsize > INDEX_MAX):
-        return None
-    return T, B, D, H
-
-
-def _plain_output_dims(hs, W_hy, b_y):
-    """(N, H, C) when hs (..., H), W_hy (C, H) and b_y (C,) are C-contiguous
-    ndarrays of one dtype of FLOAT_DTYPES, with consistent shapes, every size
-    >= 1, within BLAS's limits; None otherwise."""
-    dtype = _plain_dtype(hs, W_hy, b_y)
-    if dtype is None or hs.ndim == 0 or W_hy.ndim != 2 or b_y.ndim != 1:
-        return None
-    H = hs.shape[-1]
-    N = hs.size // H if H else 0
-    C = W_hy.shape[0]
-    if (W_hy.shape[1] != H or b_y.shape[0] != C or min(N, H, C) < 1
-            or N > BLAS_INT_MAX or N * max(H, C) * dtype.itemsize > INDEX_MAX):
-        return None
-    return N, H, C
+    return x, W_xh, W_hh, b_h, W_hy, b_y, targets.reshape(-1), dims[4]
 
 
 def _train_step(seq, x, W_xh, W_hh, b_h, W_hy, b_y, targets, C, ignore_index,

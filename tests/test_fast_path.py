@@ -23,6 +23,24 @@ def no_full_checks(monkeypatch):
     monkeypatch.setattr(functional, "Arguments", NoArguments)
 
 
+class Subclass(np.ndarray):
+    pass
+
+
+def unaligned(a):
+    """A C-contiguous copy of `a` at an address that is not a multiple of
+    its itemsize."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    out = raw[1:].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned and out.flags.c_contiguous
+    return out
+
+
+def byteswapped(a):
+    return a.astype(a.dtype.newbyteorder())
+
+
 def slow_variants(params, x, targets):
     """The same values in forms that only the full checks accept."""
     yield "mapping proxy", types.MappingProxyType(params), x, targets
@@ -30,6 +48,12 @@ def slow_variants(params, x, targets):
     yield "int32 targets", params, x, targets.astype(np.int32)
     yield "list targets", params, x, targets.tolist()
     yield "strided W_hh", {**params, "W_hh": fortran(params["W_hh"])}, x, targets
+    swapped = {**params, "W_hy": byteswapped(params["W_hy"])}
+    yield "byte-swapped W_hy", swapped, x, targets
+    yield "byte-swapped targets", params, x, byteswapped(targets)
+    yield "unaligned x", params, unaligned(x), targets
+    yield "unaligned b_y", {**params, "b_y": unaligned(params["b_y"])}, x, targets
+    yield "subclass x", params, x.view(Subclass), targets
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -54,7 +78,9 @@ def test_plain_calls_skip_full_checks(rng, no_full_checks):
     params, x, targets, _ = make_problem(rng, 3, 2, 4, 5, 3, dtype=np.float32)
     rnncore.loss_and_grads(params, x, targets)
     rnncore.loss_and_grads(params, x, targets[-1], mode="last")
-    rnncore.rnn_forward(x, params["W_xh"], params["W_hh"], params["b_h"])
+    hs = rnncore.rnn_forward(x, params["W_xh"], params["W_hh"], params["b_h"])
+    rnncore.output_layer(hs, params["W_hy"], params["b_y"])
+    rnncore.output_layer(hs[-1, 0], params["W_hy"], params["b_y"])
     for _, p, xs, ts in slow_variants(params, x, targets):
         with pytest.raises(AssertionError, match="full checks"):
             rnncore.loss_and_grads(p, xs, ts)
@@ -62,6 +88,8 @@ def test_plain_calls_skip_full_checks(rng, no_full_checks):
         rnncore.loss_and_grads(params, x, targets, h0=np.zeros((2, 5), np.float32))
     with pytest.raises(AssertionError, match="full checks"):
         rnncore.rnn_forward(fortran(x), params["W_xh"], params["W_hh"], params["b_h"])
+    with pytest.raises(AssertionError, match="full checks"):
+        rnncore.output_layer(unaligned(hs), params["W_hy"], params["b_y"])
 
 
 @pytest.mark.parametrize("bad", [-1, 3, 10**6, -100 + 1])
@@ -98,9 +126,29 @@ def test_plain_forward_matches_full_checks(rng, dtype):
     hs = rnncore.rnn_forward(x, W_xh, W_hh, b_h)
     np.testing.assert_array_equal(
         rnncore.rnn_forward(fortran(x), W_xh, fortran(W_hh), memoryview(b_h)), hs)
+    np.testing.assert_array_equal(
+        rnncore.rnn_forward(unaligned(x), byteswapped(W_xh), W_hh.view(Subclass),
+                            b_h), hs)
     # a zero initial state given explicitly takes the full checks
     np.testing.assert_array_equal(
         rnncore.rnn_forward(x, W_xh, W_hh, b_h, h0=np.zeros((3, 40), dtype)), hs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("lead", [(), (4,), (3, 2)])
+def test_plain_output_layer_matches_full_checks(rng, dtype, lead):
+    hs = rng.standard_normal((*lead, 7)).astype(dtype)
+    W_hy = rng.standard_normal((5, 7)).astype(dtype)
+    b_y = rng.standard_normal(5).astype(dtype)
+    logits = rnncore.output_layer(hs, W_hy, b_y)
+    assert logits.shape == (*lead, 5)
+    for name, args in [("Fortran W_hy", (hs, fortran(W_hy), b_y)),
+                       ("unaligned hs", (unaligned(hs), W_hy, b_y)),
+                       ("byte-swapped b_y", (hs, W_hy, byteswapped(b_y))),
+                       ("subclass W_hy", (hs, W_hy.view(Subclass), b_y))]:
+        got = rnncore.output_layer(*args)
+        assert type(got) is np.ndarray and got.dtype == dtype, name
+        np.testing.assert_array_equal(got, logits, err_msg=name)
 
 
 @pytest.mark.parametrize("shape", [(0, 2, 3), (2, 0, 3), (2, 2, 0)])

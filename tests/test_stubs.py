@@ -13,7 +13,8 @@ import rnncore
 pytest.importorskip("mypy.stubtest", reason="mypy is in the test extra")
 
 COMPILED = ["rnncore._cpu", "rnncore._optim", "rnncore._output", "rnncore._parallel",
-            "rnncore._recurrence", "rnncore._softmax", "rnncore._training"]
+            "rnncore._plain", "rnncore._recurrence", "rnncore._softmax",
+            "rnncore._training"]
 
 # What stubtest may find at run time and not in the stubs.
 CYTHON_INTERNALS = r"""
