@@ -44,16 +44,26 @@ class Workspace:
 
 def scratch(owner, shapes, dtype, empty):
     """Uninitialised arrays of `shapes` and `dtype` for one call of the
-    function `owner`, which must not let them escape: from the calling
-    thread's Workspace for `owner` while they fit SCRATCH_MAX_BYTES in all,
-    else new ones from ``empty(*shape)``."""
+    function `owner`, which must not let them escape: the calling thread's
+    arrays of `owner`'s last call while they fit SCRATCH_MAX_BYTES in all
+    (each one reused while its shape and dtype stay the same), else new ones
+    from ``empty(*shape)``."""
+    shapes = tuple(shapes)
+    last = _threads.__dict__.get(owner)
+    # the common case, a loop's calls of one shape, without the sums below:
+    # they cost a microsecond, as much as a small step's arithmetic
+    if last is not None and last[0] == shapes and last[1] == dtype:
+        return last[2]
     nbytes = sum(math.prod(shape) for shape in shapes) * dtype.itemsize
     if nbytes > SCRATCH_MAX_BYTES:
-        return [empty(*shape) for shape in shapes]
-    ws = _threads.__dict__.get(owner)
-    if ws is None:
-        ws = _threads.__dict__[owner] = Workspace()
-    return [ws.get(i, shape, dtype) for i, shape in enumerate(shapes)]
+        return tuple(empty(*shape) for shape in shapes)
+    kept = () if last is None or last[1] != dtype else last[2]
+    arrays = tuple(
+        kept[i] if i < len(kept) and kept[i].shape == shape
+        else np.empty(shape, dtype=dtype)
+        for i, shape in enumerate(shapes))
+    _threads.__dict__[owner] = (shapes, dtype, arrays)
+    return arrays
 
 
 def train_step_shapes(seq, T, B, D, H, C, itemsize):
