@@ -7,7 +7,7 @@ Workspace belongs to one
 caller at a time (it is not shared between threads).
 
 The functions of rnncore.functional take their scratch arrays from
-:func:`scratch`: a Workspace per function and thread.  Allocating and
+:func:`scratch`: the arrays of their last call, per thread.  Allocating and
 freeing them at every call cost more than the arithmetic of small calls:
 glibc returns large freed blocks to the system, and unmapping memory of a
 process whose second thread (BLAS's) is running interrupts that thread's
