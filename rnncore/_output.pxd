@@ -6,7 +6,8 @@ cdef void logits_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                       const floating *b_y, floating *logits,
                       int parts) noexcept nogil
 
-cpdef check_logits(const floating[:, ::1] logits, Py_ssize_t rows, Py_ssize_t C)
+cdef int check_logits(Py_ssize_t n, Py_ssize_t c, Py_ssize_t rows,
+                      Py_ssize_t C) except -1
 
 cdef double loss_grads_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
                             const floating *feats, const Py_ssize_t *targets,

@@ -6,11 +6,16 @@ in training a workspace of one chunk's or one block's rows (output_rows).
 """
 from libc.string cimport memset
 cimport cython
+cimport numpy as cnp
 from cython cimport floating
+
+from rnncore._arrays cimport data_of, dim, float_type
 
 from rnncore._blas cimport pgemm, pgemm_bias, team_for_product
 from rnncore._parallel cimport release_team
 from rnncore._softmax cimport count_valid, mean_loss, softmax_ce_sum
+
+cnp.import_array()
 
 
 cdef void logits_core(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
@@ -73,11 +78,14 @@ cdef double output_rows(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H,
     return loss
 
 
-cpdef check_logits(const floating[:, ::1] logits, Py_ssize_t rows, Py_ssize_t C):
-    """The logits workspace must hold at least ``rows`` rows of C."""
-    if logits.shape[0] < rows or logits.shape[1] != C:
+cdef int check_logits(Py_ssize_t n, Py_ssize_t c, Py_ssize_t rows,
+                      Py_ssize_t C) except -1:
+    """The logits workspace, of shape (n, c), must hold at least ``rows``
+    rows of C."""
+    if n < rows or c != C:
         raise ValueError(f"logits must have shape (>= {rows}, {C}), got "
-                         f"{(logits.shape[0], logits.shape[1])}")
+                         f"{(n, c)}")
+    return 0
 
 
 cpdef Py_ssize_t output_workspace_rows(Py_ssize_t N):
@@ -152,18 +160,30 @@ cdef double output_chunks_loss(OutputChunks *o) noexcept nogil:
 # &a[0, ...] is taken only as a data pointer, which zero-size arrays have too:
 # the debug build's bounds checks must not reject it.
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def logits(const floating[:, ::1] feats not None,
-           const floating[:, ::1] W_hy not None, const floating[::1] b_y not None,
-           floating[:, ::1] out not None):
-    """out = feats·W_hyᵀ + b_y"""
-    cdef Py_ssize_t N = feats.shape[0], H = feats.shape[1], C = W_hy.shape[0]
+def logits(feats, W_hy, b_y, out):
+    """out = feats·W_hyᵀ + b_y (C-contiguous ndarrays of one float dtype)"""
+    if float_type(feats) == cnp.NPY_FLOAT32:
+        run_logits(<float>0, feats, W_hy, b_y, out)
+    else:
+        run_logits(<double>0, feats, W_hy, b_y, out)
+
+
+cdef int run_logits(floating kind, feats, W_hy, b_y, out) except -1:
+    """logits for the dtype of `kind`"""
+    cdef int t = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
+    cdef const floating *feats_p = <const floating *>data_of(feats, "feats", t, 2,
+                                                             False)
+    cdef const floating *W_hy_p = <const floating *>data_of(W_hy, "W_hy", t, 2,
+                                                            False)
+    cdef const floating *b_y_p = <const floating *>data_of(b_y, "b_y", t, 1, False)
+    cdef floating *out_p = <floating *>data_of(out, "out", t, 2, True)
+    cdef Py_ssize_t N = dim(feats, 0), H = dim(feats, 1), C = dim(W_hy, 0)
     cdef int parts
     with nogil:
         parts = team_for_product(N, C, H)
-        logits_core(N, C, H, &feats[0, 0], &W_hy[0, 0], &b_y[0], &out[0, 0], parts)
+        logits_core(N, C, H, feats_p, W_hy_p, b_y_p, out_p, parts)
         release_team(parts)
+    return 0
 
 
 @cython.boundscheck(False)
@@ -178,7 +198,7 @@ def loss_grads(const floating[:, ::1] feats not None,
     cdef Py_ssize_t N = feats.shape[0], H = feats.shape[1], C = W_hy.shape[0]
     cdef double loss
     cdef int parts
-    check_logits(logits, output_workspace_rows(N), C)
+    check_logits(logits.shape[0], logits.shape[1], output_workspace_rows(N), C)
     with nogil:
         parts = team_for_product(N, C, H)
         loss = loss_grads_core(N, C, H, &feats[0, 0], &targets[0], ignore_index,

@@ -8,12 +8,13 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                        floating *wbuf, Py_ssize_t wbuf_len,
                        floating *hs, int parts) noexcept nogil
 
-cpdef check_work(const floating[:, :, ::1] work, Py_ssize_t B, Py_ssize_t H)
+cdef int check_work(Py_ssize_t K, Py_ssize_t b, Py_ssize_t h, Py_ssize_t B,
+                    Py_ssize_t H) except -1
 
-cpdef check_wbuf(const floating[::1] wbuf, Py_ssize_t H)
+cdef int check_wbuf(Py_ssize_t n, Py_ssize_t H, Py_ssize_t itemsize) except -1
 
-cpdef Py_ssize_t backward_wbuf_len(const floating[::1] wbuf, Py_ssize_t B,
-                                   Py_ssize_t H) except -1
+cdef Py_ssize_t backward_wbuf_len(Py_ssize_t n, Py_ssize_t B, Py_ssize_t H,
+                                  Py_ssize_t itemsize) except -1
 
 # backward_core's source of a chunk's rows [r0, r0 + rows) of ``ext``
 # (rows, E), computed when the backward pass reaches them.

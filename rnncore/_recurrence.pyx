@@ -10,7 +10,10 @@ sequence b's final state is hs[lengths[b] - 1, b].
 """
 from libc.string cimport memcpy, memset
 cimport cython
+cimport numpy as cnp
 from cython cimport floating
+
+from rnncore._arrays cimport data_of, dim, float_type
 
 from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, pgemm, pgemm_bias,
                             step_carry, step_gemm, step_kind, step_tanh,
@@ -18,6 +21,8 @@ from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, pgemm, pgemm_bias,
 from rnncore._parallel cimport release_team
 from rnncore._simd cimport (rnc_packed_len_f32, rnc_packed_len_f64, tanh_inplace,
                             tanh_backward)
+
+cnp.import_array()
 
 
 cdef inline void project(int parts, Py_ssize_t rows, Py_ssize_t D, Py_ssize_t H,
@@ -134,20 +139,27 @@ def backward_steps(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
     return max(1, min(K, T))
 
 
-cpdef check_work(const floating[:, :, ::1] work, Py_ssize_t B, Py_ssize_t H):
-    """backward_core's δ buffer must hold at least one step of (B, H)."""
-    if work.shape[0] < 1 or work.shape[1] != B or work.shape[2] != H:
+cdef int check_work(Py_ssize_t K, Py_ssize_t b, Py_ssize_t h, Py_ssize_t B,
+                    Py_ssize_t H) except -1:
+    """backward_core's δ buffer, of shape (K, b, h), must hold at least one
+    step of (B, H)."""
+    if K < 1 or b != B or h != H:
         raise ValueError(f"work must have shape (K >= 1, {B}, {H}), got "
-                         f"{(work.shape[0], work.shape[1], work.shape[2])}")
+                         f"{(K, b, h)}")
+    return 0
+
+
+cdef inline Py_ssize_t wbuf_need(Py_ssize_t H, Py_ssize_t itemsize) noexcept:
+    cdef Py_ssize_t n = (rnc_packed_len_f32(H, H) if itemsize == 4
+                         else rnc_packed_len_f64(H, H))
+    return max(n, H * H)
 
 
 def weight_buffer_len(Py_ssize_t H, Py_ssize_t itemsize):
     """Elements of the W_hh workspace (``wbuf``) of forward, advance and
     backward for hidden size H and float32 (4) or float64 (8): the packed
     layout pads W_hh's columns to whole panels."""
-    cdef Py_ssize_t n = (rnc_packed_len_f32(H, H) if itemsize == 4
-                         else rnc_packed_len_f64(H, H))
-    return max(n, H * H)
+    return wbuf_need(H, itemsize)
 
 
 def needs_weight_buffer(Py_ssize_t B):
@@ -163,22 +175,23 @@ def backward_weight_buffer_len(Py_ssize_t B, Py_ssize_t H, Py_ssize_t itemsize):
     return weight_buffer_len(H, itemsize) if needs_weight_buffer(B) else 0
 
 
-cpdef check_wbuf(const floating[::1] wbuf, Py_ssize_t H):
-    """The W_hh workspace must hold weight_buffer_len(H) elements."""
-    cdef Py_ssize_t need = weight_buffer_len(H, sizeof(floating))
-    if wbuf.shape[0] < need:
-        raise ValueError(f"wbuf must have at least {need} elements, got "
-                         f"{wbuf.shape[0]}")
+cdef int check_wbuf(Py_ssize_t n, Py_ssize_t H, Py_ssize_t itemsize) except -1:
+    """The W_hh workspace, of n elements, must hold weight_buffer_len(H)."""
+    cdef Py_ssize_t need = wbuf_need(H, itemsize)
+    if n < need:
+        raise ValueError(f"wbuf must have at least {need} elements, got {n}")
+    return 0
 
 
-cpdef Py_ssize_t backward_wbuf_len(const floating[::1] wbuf, Py_ssize_t B,
-                                   Py_ssize_t H) except -1:
-    """How much of wbuf backward_core may use: none for batches of up to
-    SMALL_GEMM_MAX_ROWS (they need none), else all of it, once checked."""
+cdef Py_ssize_t backward_wbuf_len(Py_ssize_t n, Py_ssize_t B, Py_ssize_t H,
+                                  Py_ssize_t itemsize) except -1:
+    """How much of wbuf (n elements) backward_core may use: none for batches
+    of up to SMALL_GEMM_MAX_ROWS (they need none), else all of it, once
+    checked."""
     if B <= SMALL_GEMM_MAX_ROWS:  # not needs_weight_buffer(B)
         return 0
-    check_wbuf(wbuf, H)
-    return wbuf.shape[0]
+    check_wbuf(n, H, itemsize)
+    return n
 
 
 cdef void backward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
@@ -299,24 +312,45 @@ cdef void gather_last(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
 # Entry points take &a[0, ...] only as the data pointer of an array, which
 # zero-size arrays have too (the kernels then read nothing through it):
 # the debug build's bounds checks must not reject that address.
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def forward(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh not None,
-            const floating[:, ::1] W_hh not None, const floating[::1] b_h not None,
-            const floating[:, ::1] h0 not None, const Py_ssize_t[::1] lengths not None,
-            floating[::1] wbuf not None, floating[:, :, ::1] hs not None):
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef Py_ssize_t H = W_hh.shape[0]
-    cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
-    cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+def forward(x, W_xh, W_hh, b_h, h0, lengths, wbuf, hs):
+    """hs = the recurrence over x from h0 (C-contiguous ndarrays of one float
+    dtype; h0 (0, 0) for a zero state, lengths (0,) for full sequences),
+    with wbuf (at least weight_buffer_len(H) elements) for W_hh."""
+    if float_type(x) == cnp.NPY_FLOAT32:
+        run_forward(<float>0, x, W_xh, W_hh, b_h, h0, lengths, wbuf, hs)
+    else:
+        run_forward(<double>0, x, W_xh, W_hh, b_h, h0, lengths, wbuf, hs)
+
+
+cdef int run_forward(floating kind, x, W_xh, W_hh, b_h, h0, lengths, wbuf,
+                     hs) except -1:
+    """forward for the dtype of `kind`"""
+    cdef int t = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
+    cdef const floating *x_p = <const floating *>data_of(x, "x", t, 3, False)
+    cdef const floating *W_xh_p = <const floating *>data_of(W_xh, "W_xh", t, 2,
+                                                            False)
+    cdef const floating *W_hh_p = <const floating *>data_of(W_hh, "W_hh", t, 2,
+                                                            False)
+    cdef const floating *b_h_p = <const floating *>data_of(b_h, "b_h", t, 1, False)
+    cdef const floating *h0_p = <const floating *>data_of(h0, "h0", t, 2, False)
+    cdef const Py_ssize_t *len_p = <const Py_ssize_t *>data_of(
+        lengths, "lengths", cnp.NPY_INTP, 1, False)
+    cdef floating *wbuf_p = <floating *>data_of(wbuf, "wbuf", t, 1, True)
+    cdef floating *hs_p = <floating *>data_of(hs, "hs", t, 3, True)
+    cdef Py_ssize_t T = dim(x, 0), B = dim(x, 1), D = dim(x, 2), H = dim(W_hh, 0)
+    cdef Py_ssize_t wbuf_len = dim(wbuf, 0)
     cdef int parts
-    check_wbuf(wbuf, H)
+    check_wbuf(wbuf_len, H, sizeof(floating))
+    if dim(h0, 0) == 0:
+        h0_p = NULL
+    if dim(lengths, 0) == 0:
+        len_p = NULL
     with nogil:
-        parts = team_for_steps(B, H, &wbuf[0], wbuf.shape[0])
-        forward_core(T, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0],
-                     &b_h[0], h0_p, len_p, &wbuf[0], wbuf.shape[0], &hs[0, 0, 0],
-                     parts)
+        parts = team_for_steps(B, H, wbuf_p, wbuf_len)
+        forward_core(T, B, D, H, x_p, W_xh_p, W_hh_p, b_h_p, h0_p, len_p, wbuf_p,
+                     wbuf_len, hs_p, parts)
         release_team(parts)
+    return 0
 
 
 @cython.boundscheck(False)
@@ -330,7 +364,7 @@ def advance(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh no
     cdef Py_ssize_t H = W_hh.shape[0]
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
     cdef int parts
-    check_wbuf(wbuf, H)
+    check_wbuf(wbuf.shape[0], H, sizeof(floating))
     with nogil:
         parts = team_for_steps(B, H, &wbuf[0], wbuf.shape[0])
         advance_core(K, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], &b_h[0],
@@ -361,8 +395,9 @@ def backward(const floating[:, :, ::1] dhs not None,
     cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
     cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
     cdef floating *dx_p = &dx[0, 0, 0] if dx.shape[0] > 0 else NULL
-    check_work(work, B, H)
-    cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf, B, H)
+    check_work(work.shape[0], work.shape[1], work.shape[2], B, H)
+    cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf.shape[0], B, H,
+                                                 sizeof(floating))
     cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
     cdef int parts
     with nogil:

@@ -175,6 +175,8 @@ def check_nbytes(what, shape, dtype):
 
 def check_index(name, value):
     """A Python or NumPy integer (not bool) that fits the kernels' Py_ssize_t."""
+    if type(value) is int and INDEX_MIN <= value <= INDEX_MAX:
+        return value  # the common case, without the slow check of an ABC
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = int(value)

@@ -453,3 +453,52 @@ def test_training_step_with_output_layer_in_blocks(rng, dtype, mode, T, B,
     elif ignored == "last":
         targets.reshape(-1)[-600:] = -100
     check_training_step(p, x, targets, mode, dtype)
+
+
+def entry_calls():
+    """A valid call of each entry point that reads its arrays through NumPy's
+    C API (rnncore/_arrays.pxd), as (name, fn, args, index of an output)."""
+    e = np.zeros
+    none = np.empty(0, np.intp)
+    T, B, H, C = 3, 2, 4, 3
+    yield ("forward", _recurrence.forward,
+           [e((T, B, 1)), e((H, 1)), e((H, H)), e(H), e((0, 0)), none,
+            e(_recurrence.weight_buffer_len(H, 8)), e((T, B, H))], 7)
+    yield ("logits", _output.logits, [e((T, H)), e((C, H)), e(C), e((T, C))], 3)
+    yield ("train_step", _training.train_step,
+           [True, e((T, B, 1)), np.zeros(T * B, np.intp), -100, e((H, 1)),
+            e((H, H)), e(H), e((C, H)), e(C), e((0, 0)), none, e((H, 1)),
+            e((H, H)), e(H), e((C, H)), e(C), e((B, H)), e((T, B, H)),
+            e((T, B, H)), e(0), e((T * B, C)), e((B, H)), e((B, H))], 11)
+
+
+def read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("name,fn,args,out", list(entry_calls()),
+                         ids=[c[0] for c in entry_calls()])
+def test_entry_points_refuse_what_a_memoryview_would(name, fn, args, out):
+    """Arrays of another dtype, shape rank, layout or byte order, and
+    read-only outputs, raise before the kernel runs."""
+    fn(*args)
+    arrays = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
+    first = arrays[0]
+    bad = [(first, args[first].tolist(), TypeError, "float32 or float64"),
+           (first, args[first].astype(np.int64), TypeError, "float32 or float64"),
+           (out, read_only(args[out]), ValueError, "writeable")]
+    for i in arrays[1:]:
+        a = args[i]
+        wrong = np.float64 if a.dtype == np.intp else np.float32
+        bad += [(i, a.astype(wrong), ValueError, "must be a C-contiguous"),
+                (i, a[..., None], ValueError, "must be a C-contiguous"),
+                (i, a.astype(a.dtype.newbyteorder()), ValueError,
+                 "must be a C-contiguous")]
+        if a.ndim == 2 and min(a.shape) > 1:
+            bad.append((i, np.asfortranarray(a), ValueError,
+                        "must be a C-contiguous"))
+    for i, value, error, match in bad:
+        with pytest.raises(error, match=match):
+            fn(*args[:i], value, *args[i + 1:])

@@ -48,7 +48,8 @@ sdist, wheel, tracked = sys.argv[1:]
 problems = []
 version = re.search(r'__version__ = "([^"]+)"',
                     open("rnncore/_version.py").read()).group(1)
-COMPILED = ["_cpu", "_optim", "_output", "_recurrence", "_softmax", "_training"]
+COMPILED = ["_cpu", "_optim", "_output", "_plain", "_recurrence", "_softmax",
+            "_training"]
 
 # -- sdist: everything under one top folder rnncore-<version>/
 with tarfile.open(sdist) as tar:
