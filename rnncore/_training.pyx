@@ -95,7 +95,8 @@ def train_step(bint seq, x, targets, Py_ssize_t ignore_index, W_xh, W_hh, b_h,
     arrays when absent.  The last six arrays are workspace; work is
     (K, B, H) with K = backward_steps(T, B, D, H, itemsize), wbuf
     (weight_buffer_len(H, itemsize),) when needs_weight_buffer(B), else may
-    be empty, logits (min(K, T)·B, C) in mode seq, (B, C) in mode last."""
+    be empty, logits (min(K, T)·B, C) in mode seq, (B, C) in mode last,
+    dh_last (B, H) in mode last, unread in mode seq."""
     if float_type(x) == cnp.NPY_FLOAT32:
         return run_train_step(<float>0, seq, x, targets, ignore_index, W_xh, W_hh,
                               b_h, W_hy, b_y, h0, lengths, dW_xh, dW_hh, db_h,
@@ -144,6 +145,9 @@ cdef double run_train_step(
     check_work(K, dim(work, 1), dim(work, 2), B, H)
     # the rows of one chunk of steps (seq) or of the last states
     check_logits(dim(logits, 0), dim(logits, 1), min(K, T) * B if seq else B, C)
+    if not seq and (dim(dh_last, 0) != B or dim(dh_last, 1) != H):
+        raise ValueError(f"dh_last must have shape {(B, H)} in mode last, got "
+                         f"{(dim(dh_last, 0), dim(dh_last, 1))}")
     cdef Py_ssize_t wbuf_len = backward_wbuf_len(dim(wbuf, 0), B, H,
                                                  sizeof(floating))
     if wbuf_len == 0:

@@ -70,8 +70,8 @@ def train_step_shapes(seq, T, B, D, H, C, itemsize):
     """The shapes of the fused training step's workspace
     (rnncore/_training.pyx): hs, δ of a chunk of K steps, W_hh packed,
     logits (of one chunk's rows in mode "seq", whose output layer runs chunk
-    by chunk), ∂L/∂h_last, carry."""
+    by chunk), ∂L/∂h_last (mode "last" only: empty in "seq"), carry."""
     K = _recurrence.backward_steps(T, B, D, H, itemsize, C if seq else 0)
     return ((T, B, H), (K, B, H),
             (_recurrence.backward_weight_buffer_len(B, H, itemsize),),
-            (K * B if seq else B, C), (B, H), (B, H))
+            (K * B if seq else B, C), (0 if seq else B, H), (B, H))

@@ -294,6 +294,27 @@ def test_training_step_checks_the_logits_buffer(seq, K, rows, ok):
     check_logits_rows(step, rows, T * B, C, ok)
 
 
+def test_training_step_checks_dh_last_in_mode_last():
+    """Mode "last" writes ∂L/∂h of the last states into dh_last (B, H); mode
+    "seq" never reads it (its workspace holds none)."""
+    e = np.zeros
+    T, B, H, C = 3, 2, 4, 3
+
+    def step(seq, dh_last):
+        return _training.train_step(
+            seq, e((T, B, 1)), np.zeros(T * B if seq else B, np.intp), -100,
+            e((H, 1)), e((H, H)), e(H), e((C, H)), e(C), e((0, 0)),
+            np.empty(0, np.intp), e((H, 1)), e((H, H)), e(H), e((C, H)), e(C),
+            e((B, H)), e((T, B, H)), e((T, B, H)), e(0),
+            e((T * B if seq else B, C)), dh_last, e((B, H)))
+
+    assert step(False, e((B, H))) == pytest.approx(np.log(C))
+    assert step(True, e((0, H))) == pytest.approx(np.log(C))
+    for shape in [(0, H), (B - 1, H), (B, H + 1)]:
+        with pytest.raises(ValueError, match="dh_last must have shape"):
+            step(False, e(shape))
+
+
 @pytest.mark.parametrize("K,rows,ok", [(2, 3, False), (2, 4, True), (5, 6, True),
                                        (5, 5, False)])
 def test_top_layer_backward_checks_the_logits_buffer(K, rows, ok):
