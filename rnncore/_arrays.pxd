@@ -3,14 +3,15 @@ API instead of typed memoryviews.
 
 Acquiring a memoryview costs about 130 ns an array: 3 µs of the 65 µs
 training step of a tiny network, whose entry point takes 22 arrays.  The
-entry points of the common small calls (the forward pass, the output layer,
-the training step) take ndarrays instead, and check each for what its
-memoryview would (an ndarray of the dtype and number of dimensions,
-C-contiguous, in native byte order, writeable when written) in a few
-nanoseconds.  Their callers in rnncore have validated the arrays' shapes.
-A module that cimports this one calls cnp.import_array() when imported.
+entry points of rnncore/_recurrence.pyx, _output.pyx and _training.pyx take
+ndarrays instead, and check each for what its memoryview would (an ndarray
+of the dtype and number of dimensions, C-contiguous, in native byte order,
+writeable when written) in a few nanoseconds.  Their callers in rnncore have
+validated the arrays' shapes.  A module that cimports this one calls
+cnp.import_array() when imported.
 """
 cimport numpy as cnp
+from cython cimport floating
 
 
 cdef inline int float_type(object a) except -1:
@@ -41,6 +42,28 @@ cdef inline void *data_of(object a, str name, int typenum, int ndim,
         f"{ndim}-D ndarray of {cnp.PyArray_DescrFromType(typenum)}, got "
         f"{type(a).__name__} {getattr(a, 'dtype', '')} "
         f"{getattr(a, 'shape', '')}")
+
+
+cdef inline const floating *reads(floating kind, object a, str name,
+                                  int ndim) except? NULL:
+    """data_of for an array the kernel reads, of the dtype of `kind` (whose
+    value is unused)."""
+    return <const floating *>data_of(
+        a, name, cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64, ndim,
+        False)
+
+
+cdef inline floating *writes(floating kind, object a, str name,
+                             int ndim) except? NULL:
+    """data_of for an array the kernel writes, of the dtype of `kind`."""
+    return <floating *>data_of(
+        a, name, cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64, ndim,
+        True)
+
+
+cdef inline const Py_ssize_t *reads_index(object a, str name) except? NULL:
+    """data_of for a 1-D np.intp array the kernel reads."""
+    return <const Py_ssize_t *>data_of(a, name, cnp.NPY_INTP, 1, False)
 
 
 cdef inline Py_ssize_t dim(object a, int axis) noexcept:

@@ -5,11 +5,10 @@ sequence's last), W_hy (C, H), b_y (C,); logits (N, C) at inference, and
 in training a workspace of one chunk's or one block's rows (output_rows).
 """
 from libc.string cimport memset
-cimport cython
 cimport numpy as cnp
 from cython cimport floating
 
-from rnncore._arrays cimport data_of, dim, float_type
+from rnncore._arrays cimport dim, float_type, reads, reads_index, writes
 
 from rnncore._blas cimport pgemm, pgemm_bias, team_for_product
 from rnncore._parallel cimport release_team
@@ -156,12 +155,11 @@ cdef double output_chunks_loss(OutputChunks *o) noexcept nogil:
     return mean_loss(o.loss, o.valid)
 
 
-# ---- Python entry points: arrays already validated, C-contiguous, one dtype.
-# &a[0, ...] is taken only as a data pointer, which zero-size arrays have too:
-# the debug build's bounds checks must not reject it.
+# ---- Python entry points: arrays already validated, C-contiguous, one dtype,
+# read through NumPy's C API (rnncore/_arrays.pxd).
 
 def logits(feats, W_hy, b_y, out):
-    """out = feats·W_hyᵀ + b_y (C-contiguous ndarrays of one float dtype)"""
+    """out = feats·W_hyᵀ + b_y"""
     if float_type(feats) == cnp.NPY_FLOAT32:
         run_logits(<float>0, feats, W_hy, b_y, out)
     else:
@@ -170,13 +168,10 @@ def logits(feats, W_hy, b_y, out):
 
 cdef int run_logits(floating kind, feats, W_hy, b_y, out) except -1:
     """logits for the dtype of `kind`"""
-    cdef int t = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
-    cdef const floating *feats_p = <const floating *>data_of(feats, "feats", t, 2,
-                                                             False)
-    cdef const floating *W_hy_p = <const floating *>data_of(W_hy, "W_hy", t, 2,
-                                                            False)
-    cdef const floating *b_y_p = <const floating *>data_of(b_y, "b_y", t, 1, False)
-    cdef floating *out_p = <floating *>data_of(out, "out", t, 2, True)
+    cdef const floating *feats_p = reads(kind, feats, "feats", 2)
+    cdef const floating *W_hy_p = reads(kind, W_hy, "W_hy", 2)
+    cdef const floating *b_y_p = reads(kind, b_y, "b_y", 1)
+    cdef floating *out_p = writes(kind, out, "out", 2)
     cdef Py_ssize_t N = dim(feats, 0), H = dim(feats, 1), C = dim(W_hy, 0)
     cdef int parts
     with nogil:
@@ -186,23 +181,35 @@ cdef int run_logits(floating kind, feats, W_hy, b_y, out) except -1:
     return 0
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def loss_grads(const floating[:, ::1] feats not None,
-               const Py_ssize_t[::1] targets not None, Py_ssize_t ignore_index,
-               const floating[:, ::1] W_hy not None, const floating[::1] b_y not None,
-               floating[:, ::1] logits not None, floating[:, ::1] dW_hy not None,
-               floating[::1] db_y not None, floating[:, ::1] dfeats not None):
+def loss_grads(feats, targets, Py_ssize_t ignore_index, W_hy, b_y, logits, dW_hy,
+               db_y, dfeats):
     """Returns the mean loss; writes dW_hy, db_y, dfeats (logits: workspace
     of (output_workspace_rows(N), C))."""
-    cdef Py_ssize_t N = feats.shape[0], H = feats.shape[1], C = W_hy.shape[0]
+    if float_type(feats) == cnp.NPY_FLOAT32:
+        return run_loss_grads(<float>0, feats, targets, ignore_index, W_hy, b_y,
+                              logits, dW_hy, db_y, dfeats)
+    return run_loss_grads(<double>0, feats, targets, ignore_index, W_hy, b_y,
+                          logits, dW_hy, db_y, dfeats)
+
+
+cdef double run_loss_grads(floating kind, feats, targets, Py_ssize_t ignore_index,
+                           W_hy, b_y, logits, dW_hy, db_y, dfeats) except? -1:
+    """loss_grads for the dtype of `kind`"""
+    cdef const floating *feats_p = reads(kind, feats, "feats", 2)
+    cdef const Py_ssize_t *targets_p = reads_index(targets, "targets")
+    cdef const floating *W_hy_p = reads(kind, W_hy, "W_hy", 2)
+    cdef const floating *b_y_p = reads(kind, b_y, "b_y", 1)
+    cdef floating *logits_p = writes(kind, logits, "logits", 2)
+    cdef floating *dW_hy_p = writes(kind, dW_hy, "dW_hy", 2)
+    cdef floating *db_y_p = writes(kind, db_y, "db_y", 1)
+    cdef floating *dfeats_p = writes(kind, dfeats, "dfeats", 2)
+    cdef Py_ssize_t N = dim(feats, 0), H = dim(feats, 1), C = dim(W_hy, 0)
     cdef double loss
     cdef int parts
-    check_logits(logits.shape[0], logits.shape[1], output_workspace_rows(N), C)
+    check_logits(dim(logits, 0), dim(logits, 1), output_workspace_rows(N), C)
     with nogil:
         parts = team_for_product(N, C, H)
-        loss = loss_grads_core(N, C, H, &feats[0, 0], &targets[0], ignore_index,
-                               &W_hy[0, 0], &b_y[0], &logits[0, 0], &dW_hy[0, 0],
-                               &db_y[0], &dfeats[0, 0], parts)
+        loss = loss_grads_core(N, C, H, feats_p, targets_p, ignore_index, W_hy_p,
+                               b_y_p, logits_p, dW_hy_p, db_y_p, dfeats_p, parts)
         release_team(parts)
     return loss

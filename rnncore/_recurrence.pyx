@@ -9,11 +9,10 @@ Inactive steps output zeros, take no gradient and leave the state frozen, so
 sequence b's final state is hs[lengths[b] - 1, b].
 """
 from libc.string cimport memcpy, memset
-cimport cython
 cimport numpy as cnp
 from cython cimport floating
 
-from rnncore._arrays cimport data_of, dim, float_type
+from rnncore._arrays cimport dim, float_type, reads, reads_index, writes
 
 from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, pgemm, pgemm_bias,
                             step_carry, step_gemm, step_kind, step_tanh,
@@ -305,17 +304,14 @@ cdef void gather_last(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
         memcpy(h_last + b * H, hs + (t * B + b) * H, H * sizeof(floating))
 
 
-# ---- Python entry points: arrays already validated, C-contiguous, one dtype.
-# Optional arrays (h0, dh_last, lengths, dx) are passed as empty arrays when
-# absent.
+# ---- Python entry points: arrays already validated, C-contiguous, one dtype,
+# read through NumPy's C API (rnncore/_arrays.pxd).  Optional arrays (h0,
+# dh_last, lengths, dx) are passed as empty arrays when absent.
 
-# Entry points take &a[0, ...] only as the data pointer of an array, which
-# zero-size arrays have too (the kernels then read nothing through it):
-# the debug build's bounds checks must not reject that address.
 def forward(x, W_xh, W_hh, b_h, h0, lengths, wbuf, hs):
-    """hs = the recurrence over x from h0 (C-contiguous ndarrays of one float
-    dtype; h0 (0, 0) for a zero state, lengths (0,) for full sequences),
-    with wbuf (at least weight_buffer_len(H) elements) for W_hh."""
+    """hs = the recurrence over x from h0 (h0 (0, 0) for a zero state,
+    lengths (0,) for full sequences), with wbuf (at least
+    weight_buffer_len(H) elements) for W_hh."""
     if float_type(x) == cnp.NPY_FLOAT32:
         run_forward(<float>0, x, W_xh, W_hh, b_h, h0, lengths, wbuf, hs)
     else:
@@ -325,18 +321,14 @@ def forward(x, W_xh, W_hh, b_h, h0, lengths, wbuf, hs):
 cdef int run_forward(floating kind, x, W_xh, W_hh, b_h, h0, lengths, wbuf,
                      hs) except -1:
     """forward for the dtype of `kind`"""
-    cdef int t = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
-    cdef const floating *x_p = <const floating *>data_of(x, "x", t, 3, False)
-    cdef const floating *W_xh_p = <const floating *>data_of(W_xh, "W_xh", t, 2,
-                                                            False)
-    cdef const floating *W_hh_p = <const floating *>data_of(W_hh, "W_hh", t, 2,
-                                                            False)
-    cdef const floating *b_h_p = <const floating *>data_of(b_h, "b_h", t, 1, False)
-    cdef const floating *h0_p = <const floating *>data_of(h0, "h0", t, 2, False)
-    cdef const Py_ssize_t *len_p = <const Py_ssize_t *>data_of(
-        lengths, "lengths", cnp.NPY_INTP, 1, False)
-    cdef floating *wbuf_p = <floating *>data_of(wbuf, "wbuf", t, 1, True)
-    cdef floating *hs_p = <floating *>data_of(hs, "hs", t, 3, True)
+    cdef const floating *x_p = reads(kind, x, "x", 3)
+    cdef const floating *W_xh_p = reads(kind, W_xh, "W_xh", 2)
+    cdef const floating *W_hh_p = reads(kind, W_hh, "W_hh", 2)
+    cdef const floating *b_h_p = reads(kind, b_h, "b_h", 1)
+    cdef const floating *h0_p = reads(kind, h0, "h0", 2)
+    cdef const Py_ssize_t *len_p = reads_index(lengths, "lengths")
+    cdef floating *wbuf_p = writes(kind, wbuf, "wbuf", 1)
+    cdef floating *hs_p = writes(kind, hs, "hs", 3)
     cdef Py_ssize_t T = dim(x, 0), B = dim(x, 1), D = dim(x, 2), H = dim(W_hh, 0)
     cdef Py_ssize_t wbuf_len = dim(wbuf, 0)
     cdef int parts
@@ -353,58 +345,95 @@ cdef int run_forward(floating kind, x, W_xh, W_hh, b_h, h0, lengths, wbuf,
     return 0
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def advance(const floating[:, :, ::1] x not None, const floating[:, ::1] W_xh not None,
-            const floating[:, ::1] W_hh not None, const floating[::1] b_h not None,
-            const Py_ssize_t[::1] lengths not None, Py_ssize_t t0,
-            floating[:, ::1] h not None, floating[::1] wbuf not None,
-            floating[:, :, ::1] out not None):
-    cdef Py_ssize_t K = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef Py_ssize_t H = W_hh.shape[0]
-    cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
+def advance(x, W_xh, W_hh, b_h, lengths, Py_ssize_t t0, h, wbuf, out):
+    """K = x.shape[0] steps from the state h (B, H), which it updates; out
+    (K, B, H) gets the chunk's states (see advance_core)."""
+    if float_type(x) == cnp.NPY_FLOAT32:
+        run_advance(<float>0, x, W_xh, W_hh, b_h, lengths, t0, h, wbuf, out)
+    else:
+        run_advance(<double>0, x, W_xh, W_hh, b_h, lengths, t0, h, wbuf, out)
+
+
+cdef int run_advance(floating kind, x, W_xh, W_hh, b_h, lengths, Py_ssize_t t0,
+                     h, wbuf, out) except -1:
+    """advance for the dtype of `kind`"""
+    cdef const floating *x_p = reads(kind, x, "x", 3)
+    cdef const floating *W_xh_p = reads(kind, W_xh, "W_xh", 2)
+    cdef const floating *W_hh_p = reads(kind, W_hh, "W_hh", 2)
+    cdef const floating *b_h_p = reads(kind, b_h, "b_h", 1)
+    cdef const Py_ssize_t *len_p = reads_index(lengths, "lengths")
+    cdef floating *h_p = writes(kind, h, "h", 2)
+    cdef floating *wbuf_p = writes(kind, wbuf, "wbuf", 1)
+    cdef floating *out_p = writes(kind, out, "out", 3)
+    cdef Py_ssize_t K = dim(x, 0), B = dim(x, 1), D = dim(x, 2), H = dim(W_hh, 0)
+    cdef Py_ssize_t wbuf_len = dim(wbuf, 0)
     cdef int parts
-    check_wbuf(wbuf.shape[0], H, sizeof(floating))
+    check_wbuf(wbuf_len, H, sizeof(floating))
+    if dim(lengths, 0) == 0:
+        len_p = NULL
     with nogil:
-        parts = team_for_steps(B, H, &wbuf[0], wbuf.shape[0])
-        advance_core(K, B, D, H, &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], &b_h[0],
-                     len_p, t0, &h[0, 0], &wbuf[0], wbuf.shape[0], &out[0, 0, 0],
-                     parts)
+        parts = team_for_steps(B, H, wbuf_p, wbuf_len)
+        advance_core(K, B, D, H, x_p, W_xh_p, W_hh_p, b_h_p, len_p, t0, h_p,
+                     wbuf_p, wbuf_len, out_p, parts)
         release_team(parts)
+    return 0
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def backward(const floating[:, :, ::1] dhs not None,
-             const floating[:, ::1] dh_last not None,
-             const floating[:, :, ::1] hs not None,
-             const floating[:, :, ::1] x not None,
-             const floating[:, ::1] W_xh not None,
-             const floating[:, ::1] W_hh not None, const floating[:, ::1] h0 not None,
-             const Py_ssize_t[::1] lengths not None, floating[:, :, ::1] dx not None,
-             floating[:, ::1] dh0 not None, floating[:, ::1] dW_xh not None,
-             floating[:, ::1] dW_hh not None, floating[::1] db_h not None,
-             floating[:, :, ::1] work not None, floating[::1] wbuf not None):
-    """dhs (T, B, H), or empty for zeros; work (backward_steps(T, B), B, H);
-    wbuf (weight_buffer_len(H, itemsize),) when needs_weight_buffer(B), else
-    may be empty."""
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef Py_ssize_t H = W_hh.shape[0]
-    cdef const floating *dhs_p = &dhs[0, 0, 0] if dhs.shape[0] > 0 else NULL
-    cdef const floating *dhl_p = &dh_last[0, 0] if dh_last.shape[0] > 0 else NULL
-    cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
-    cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
-    cdef floating *dx_p = &dx[0, 0, 0] if dx.shape[0] > 0 else NULL
-    check_work(work.shape[0], work.shape[1], work.shape[2], B, H)
-    cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf.shape[0], B, H,
+def backward(dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths, dx, dh0, dW_xh, dW_hh,
+             db_h, work, wbuf):
+    """dhs (T, B, H), or (0, 0, 0) for zeros; dh_last (B, H) or (0, 0);
+    dx (T, B, D), or (0, 0, 0) when not wanted; work (backward_steps(T, B),
+    B, H); wbuf (weight_buffer_len(H, itemsize),) when
+    needs_weight_buffer(B), else may be empty."""
+    if float_type(x) == cnp.NPY_FLOAT32:
+        run_backward(<float>0, dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths, dx,
+                     dh0, dW_xh, dW_hh, db_h, work, wbuf)
+    else:
+        run_backward(<double>0, dhs, dh_last, hs, x, W_xh, W_hh, h0, lengths, dx,
+                     dh0, dW_xh, dW_hh, db_h, work, wbuf)
+
+
+cdef int run_backward(floating kind, dhs, dh_last, hs, x, W_xh, W_hh, h0,
+                      lengths, dx, dh0, dW_xh, dW_hh, db_h, work,
+                      wbuf) except -1:
+    """backward for the dtype of `kind`"""
+    cdef const floating *dhs_p = reads(kind, dhs, "dhs", 3)
+    cdef const floating *dhl_p = reads(kind, dh_last, "dh_last", 2)
+    cdef const floating *hs_p = reads(kind, hs, "hs", 3)
+    cdef const floating *x_p = reads(kind, x, "x", 3)
+    cdef const floating *W_xh_p = reads(kind, W_xh, "W_xh", 2)
+    cdef const floating *W_hh_p = reads(kind, W_hh, "W_hh", 2)
+    cdef const floating *h0_p = reads(kind, h0, "h0", 2)
+    cdef const Py_ssize_t *len_p = reads_index(lengths, "lengths")
+    cdef floating *dx_p = writes(kind, dx, "dx", 3)
+    cdef floating *dh0_p = writes(kind, dh0, "dh0", 2)
+    cdef floating *dW_xh_p = writes(kind, dW_xh, "dW_xh", 2)
+    cdef floating *dW_hh_p = writes(kind, dW_hh, "dW_hh", 2)
+    cdef floating *db_h_p = writes(kind, db_h, "db_h", 1)
+    cdef floating *work_p = writes(kind, work, "work", 3)
+    cdef floating *wbuf_p = writes(kind, wbuf, "wbuf", 1)
+    cdef Py_ssize_t T = dim(x, 0), B = dim(x, 1), D = dim(x, 2), H = dim(W_hh, 0)
+    cdef Py_ssize_t K = dim(work, 0)
+    check_work(K, dim(work, 1), dim(work, 2), B, H)
+    cdef Py_ssize_t wbuf_len = backward_wbuf_len(dim(wbuf, 0), B, H,
                                                  sizeof(floating))
-    cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
+    if wbuf_len == 0:
+        wbuf_p = NULL
+    if dim(dhs, 0) == 0:
+        dhs_p = NULL
+    if dim(dh_last, 0) == 0:
+        dhl_p = NULL
+    if dim(h0, 0) == 0:
+        h0_p = NULL
+    if dim(lengths, 0) == 0:
+        len_p = NULL
+    if dim(dx, 0) == 0:
+        dx_p = NULL
     cdef int parts
     with nogil:
         parts = team_for_steps(B, H, wbuf_p, wbuf_len)
         backward_core(T, B, D, H, dhs_p, H, <floating *>NULL, NULL, NULL, dhl_p,
-                      &hs[0, 0, 0], &x[0, 0, 0], &W_xh[0, 0], &W_hh[0, 0], h0_p,
-                      len_p, work.shape[0], &work[0, 0, 0], wbuf_p, wbuf_len,
-                      &dh0[0, 0], dx_p, &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0],
-                      parts)
+                      hs_p, x_p, W_xh_p, W_hh_p, h0_p, len_p, K, work_p, wbuf_p,
+                      wbuf_len, dh0_p, dx_p, dW_xh_p, dW_hh_p, db_h_p, parts)
         release_team(parts)
+    return 0

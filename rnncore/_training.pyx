@@ -8,11 +8,10 @@ rows.  mode "last": logits from each sequence's final state (B rows),
 targets (B,).  top_backward is the seq backward pass alone, for the top
 layer of a stack.
 """
-cimport cython
 cimport numpy as cnp
 from cython cimport floating
 
-from rnncore._arrays cimport data_of, dim, float_type
+from rnncore._arrays cimport dim, float_type, reads, reads_index, writes
 from rnncore._blas cimport team_for_steps
 from rnncore._output cimport (OutputChunks, check_logits, loss_grads_core,
                               output_chunk, output_chunks_init,
@@ -112,33 +111,27 @@ cdef double run_train_step(
         b_h, W_hy, b_y, h0, lengths, dW_xh, dW_hh, db_h, dW_hy, db_y, h_last, hs,
         work, wbuf, logits, dh_last, dh0) except? -1:
     """train_step for the dtype of `kind`"""
-    cdef int t = cnp.NPY_FLOAT32 if floating is float else cnp.NPY_FLOAT64
-    cdef const floating *x_p = <const floating *>data_of(x, "x", t, 3, False)
-    cdef const Py_ssize_t *targets_p = <const Py_ssize_t *>data_of(
-        targets, "targets", cnp.NPY_INTP, 1, False)
-    cdef const floating *W_xh_p = <const floating *>data_of(W_xh, "W_xh", t, 2,
-                                                            False)
-    cdef const floating *W_hh_p = <const floating *>data_of(W_hh, "W_hh", t, 2,
-                                                            False)
-    cdef const floating *b_h_p = <const floating *>data_of(b_h, "b_h", t, 1, False)
-    cdef const floating *W_hy_p = <const floating *>data_of(W_hy, "W_hy", t, 2,
-                                                            False)
-    cdef const floating *b_y_p = <const floating *>data_of(b_y, "b_y", t, 1, False)
-    cdef const floating *h0_p = <const floating *>data_of(h0, "h0", t, 2, False)
-    cdef const Py_ssize_t *len_p = <const Py_ssize_t *>data_of(
-        lengths, "lengths", cnp.NPY_INTP, 1, False)
-    cdef floating *dW_xh_p = <floating *>data_of(dW_xh, "dW_xh", t, 2, True)
-    cdef floating *dW_hh_p = <floating *>data_of(dW_hh, "dW_hh", t, 2, True)
-    cdef floating *db_h_p = <floating *>data_of(db_h, "db_h", t, 1, True)
-    cdef floating *dW_hy_p = <floating *>data_of(dW_hy, "dW_hy", t, 2, True)
-    cdef floating *db_y_p = <floating *>data_of(db_y, "db_y", t, 1, True)
-    cdef floating *h_last_p = <floating *>data_of(h_last, "h_last", t, 2, True)
-    cdef floating *hs_p = <floating *>data_of(hs, "hs", t, 3, True)
-    cdef floating *work_p = <floating *>data_of(work, "work", t, 3, True)
-    cdef floating *wbuf_p = <floating *>data_of(wbuf, "wbuf", t, 1, True)
-    cdef floating *logits_p = <floating *>data_of(logits, "logits", t, 2, True)
-    cdef floating *dh_last_p = <floating *>data_of(dh_last, "dh_last", t, 2, True)
-    cdef floating *dh0_p = <floating *>data_of(dh0, "dh0", t, 2, True)
+    cdef const floating *x_p = reads(kind, x, "x", 3)
+    cdef const Py_ssize_t *targets_p = reads_index(targets, "targets")
+    cdef const floating *W_xh_p = reads(kind, W_xh, "W_xh", 2)
+    cdef const floating *W_hh_p = reads(kind, W_hh, "W_hh", 2)
+    cdef const floating *b_h_p = reads(kind, b_h, "b_h", 1)
+    cdef const floating *W_hy_p = reads(kind, W_hy, "W_hy", 2)
+    cdef const floating *b_y_p = reads(kind, b_y, "b_y", 1)
+    cdef const floating *h0_p = reads(kind, h0, "h0", 2)
+    cdef const Py_ssize_t *len_p = reads_index(lengths, "lengths")
+    cdef floating *dW_xh_p = writes(kind, dW_xh, "dW_xh", 2)
+    cdef floating *dW_hh_p = writes(kind, dW_hh, "dW_hh", 2)
+    cdef floating *db_h_p = writes(kind, db_h, "db_h", 1)
+    cdef floating *dW_hy_p = writes(kind, dW_hy, "dW_hy", 2)
+    cdef floating *db_y_p = writes(kind, db_y, "db_y", 1)
+    cdef floating *h_last_p = writes(kind, h_last, "h_last", 2)
+    cdef floating *hs_p = writes(kind, hs, "hs", 3)
+    cdef floating *work_p = writes(kind, work, "work", 3)
+    cdef floating *wbuf_p = writes(kind, wbuf, "wbuf", 1)
+    cdef floating *logits_p = writes(kind, logits, "logits", 2)
+    cdef floating *dh_last_p = writes(kind, dh_last, "dh_last", 2)
+    cdef floating *dh0_p = writes(kind, dh0, "dh0", 2)
     cdef Py_ssize_t T = dim(x, 0), B = dim(x, 1), D = dim(x, 2)
     cdef Py_ssize_t H = dim(W_hh, 0), C = dim(W_hy, 0), K = dim(work, 0)
     cdef double loss
@@ -170,47 +163,69 @@ cdef double run_train_step(
     return loss
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def top_backward(const floating[:, :, ::1] x not None,
-                 const Py_ssize_t[::1] targets not None, Py_ssize_t ignore_index,
-                 const floating[:, ::1] W_xh not None,
-                 const floating[:, ::1] W_hh not None,
-                 const floating[:, ::1] W_hy not None,
-                 const floating[::1] b_y not None,
-                 const floating[:, ::1] h0 not None,
-                 const Py_ssize_t[::1] lengths not None,
-                 const floating[:, :, ::1] hs not None,
-                 floating[:, :, ::1] dx not None, floating[:, ::1] dW_xh not None,
-                 floating[:, ::1] dW_hh not None, floating[::1] db_h not None,
-                 floating[:, ::1] dW_hy not None, floating[::1] db_y not None,
-                 floating[:, :, ::1] work not None, floating[::1] wbuf not None,
-                 floating[:, ::1] logits not None, floating[:, ::1] dh0 not None):
+def top_backward(x, targets, Py_ssize_t ignore_index, W_xh, W_hh, W_hy, b_y, h0,
+                 lengths, hs, dx, dW_xh, dW_hh, db_h, dW_hy, db_y, work, wbuf,
+                 logits, dh0):
     """The top layer of a stack in mode seq: its backward pass over its
     input x and states hs with the output layer inside (backward_with_output).
-    Returns the mean loss; writes dx (or nothing when empty), dh0 and the
-    layer's and the output layer's gradients.  work, wbuf and logits are
-    workspace as for train_step; they are checked here, the other arrays'
-    shapes by rnncore.model, its one caller."""
-    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], D = x.shape[2]
-    cdef Py_ssize_t H = W_hh.shape[0], C = W_hy.shape[0]
-    cdef const floating *h0_p = &h0[0, 0] if h0.shape[0] > 0 else NULL
-    cdef const Py_ssize_t *len_p = &lengths[0] if lengths.shape[0] > 0 else NULL
-    cdef floating *dx_p = &dx[0, 0, 0] if dx.shape[0] > 0 else NULL
+    Returns the mean loss; writes dx (or nothing when it is (0, 0, 0)), dh0
+    and the layer's and the output layer's gradients.  work, wbuf and logits
+    are workspace as for train_step; they are checked here, the other
+    arrays' shapes by rnncore.model, its one caller."""
+    if float_type(x) == cnp.NPY_FLOAT32:
+        return run_top_backward(<float>0, x, targets, ignore_index, W_xh, W_hh,
+                                W_hy, b_y, h0, lengths, hs, dx, dW_xh, dW_hh,
+                                db_h, dW_hy, db_y, work, wbuf, logits, dh0)
+    return run_top_backward(<double>0, x, targets, ignore_index, W_xh, W_hh, W_hy,
+                            b_y, h0, lengths, hs, dx, dW_xh, dW_hh, db_h, dW_hy,
+                            db_y, work, wbuf, logits, dh0)
+
+
+cdef double run_top_backward(
+        floating kind, x, targets, Py_ssize_t ignore_index, W_xh, W_hh, W_hy, b_y,
+        h0, lengths, hs, dx, dW_xh, dW_hh, db_h, dW_hy, db_y, work, wbuf, logits,
+        dh0) except? -1:
+    """top_backward for the dtype of `kind`"""
+    cdef const floating *x_p = reads(kind, x, "x", 3)
+    cdef const Py_ssize_t *targets_p = reads_index(targets, "targets")
+    cdef const floating *W_xh_p = reads(kind, W_xh, "W_xh", 2)
+    cdef const floating *W_hh_p = reads(kind, W_hh, "W_hh", 2)
+    cdef const floating *W_hy_p = reads(kind, W_hy, "W_hy", 2)
+    cdef const floating *b_y_p = reads(kind, b_y, "b_y", 1)
+    cdef const floating *h0_p = reads(kind, h0, "h0", 2)
+    cdef const Py_ssize_t *len_p = reads_index(lengths, "lengths")
+    cdef const floating *hs_p = reads(kind, hs, "hs", 3)
+    cdef floating *dx_p = writes(kind, dx, "dx", 3)
+    cdef floating *dW_xh_p = writes(kind, dW_xh, "dW_xh", 2)
+    cdef floating *dW_hh_p = writes(kind, dW_hh, "dW_hh", 2)
+    cdef floating *db_h_p = writes(kind, db_h, "db_h", 1)
+    cdef floating *dW_hy_p = writes(kind, dW_hy, "dW_hy", 2)
+    cdef floating *db_y_p = writes(kind, db_y, "db_y", 1)
+    cdef floating *work_p = writes(kind, work, "work", 3)
+    cdef floating *wbuf_p = writes(kind, wbuf, "wbuf", 1)
+    cdef floating *logits_p = writes(kind, logits, "logits", 2)
+    cdef floating *dh0_p = writes(kind, dh0, "dh0", 2)
+    cdef Py_ssize_t T = dim(x, 0), B = dim(x, 1), D = dim(x, 2)
+    cdef Py_ssize_t H = dim(W_hh, 0), C = dim(W_hy, 0), K = dim(work, 0)
     cdef double loss
-    check_work(work.shape[0], work.shape[1], work.shape[2], B, H)
-    check_logits(logits.shape[0], logits.shape[1], min(work.shape[0], T) * B, C)
-    cdef Py_ssize_t wbuf_len = backward_wbuf_len(wbuf.shape[0], B, H,
+    check_work(K, dim(work, 1), dim(work, 2), B, H)
+    check_logits(dim(logits, 0), dim(logits, 1), min(K, T) * B, C)
+    cdef Py_ssize_t wbuf_len = backward_wbuf_len(dim(wbuf, 0), B, H,
                                                  sizeof(floating))
-    cdef floating *wbuf_p = &wbuf[0] if wbuf_len else NULL
+    if wbuf_len == 0:
+        wbuf_p = NULL
+    if dim(h0, 0) == 0:
+        h0_p = NULL
+    if dim(lengths, 0) == 0:
+        len_p = NULL
+    if dim(dx, 0) == 0:
+        dx_p = NULL
     cdef int parts
     with nogil:
         parts = team_for_steps(B, H, wbuf_p, wbuf_len)
         loss = backward_with_output(
-            T, B, D, H, C, &x[0, 0, 0], &targets[0], ignore_index, &W_xh[0, 0],
-            &W_hh[0, 0], &W_hy[0, 0], &b_y[0], h0_p, len_p, &hs[0, 0, 0], dx_p,
-            &dW_xh[0, 0], &dW_hh[0, 0], &db_h[0], &dW_hy[0, 0], &db_y[0],
-            work.shape[0], &work[0, 0, 0], wbuf_p, wbuf_len, &logits[0, 0],
-            &dh0[0, 0], parts)
+            T, B, D, H, C, x_p, targets_p, ignore_index, W_xh_p, W_hh_p, W_hy_p,
+            b_y_p, h0_p, len_p, hs_p, dx_p, dW_xh_p, dW_hh_p, db_h_p, dW_hy_p,
+            db_y_p, K, work_p, wbuf_p, wbuf_len, logits_p, dh0_p, parts)
         release_team(parts)
     return loss

@@ -13,6 +13,7 @@ float64 NumPy recurrence, so the sizes can be large enough to reach every
 one of those paths.
 """
 
+import inspect
 import math
 
 import numpy as np
@@ -485,7 +486,22 @@ def entry_calls():
     yield ("forward", _recurrence.forward,
            [e((T, B, 1)), e((H, 1)), e((H, H)), e(H), e((0, 0)), none,
             e(_recurrence.weight_buffer_len(H, 8)), e((T, B, H))], 7)
+    yield ("advance", _recurrence.advance,
+           [e((T, B, 1)), e((H, 1)), e((H, H)), e(H), none, 0, e((B, H)),
+            e(_recurrence.weight_buffer_len(H, 8)), e((T, B, H))], 6)
+    yield ("backward", _recurrence.backward,
+           [e((T, B, H)), e((0, 0)), e((T, B, H)), e((T, B, 1)), e((H, 1)),
+            e((H, H)), e((0, 0)), none, e((T, B, 1)), e((B, H)), e((H, 1)),
+            e((H, H)), e(H), e((T, B, H)), e(0)], 9)
     yield ("logits", _output.logits, [e((T, H)), e((C, H)), e(C), e((T, C))], 3)
+    yield ("loss_grads", _output.loss_grads,
+           [e((T, H)), np.zeros(T, np.intp), -100, e((C, H)), e(C), e((T, C)),
+            e((C, H)), e(C), e((T, H))], 8)
+    yield ("top_backward", _training.top_backward,
+           [e((T, B, 1)), np.zeros(T * B, np.intp), -100, e((H, 1)), e((H, H)),
+            e((C, H)), e(C), e((0, 0)), none, e((T, B, H)), e((T, B, 1)),
+            e((H, 1)), e((H, H)), e(H), e((C, H)), e(C), e((T, B, H)), e(0),
+            e((T * B, C)), e((B, H))], 19)
     yield ("train_step", _training.train_step,
            [True, e((T, B, 1)), np.zeros(T * B, np.intp), -100, e((H, 1)),
             e((H, H)), e(H), e((C, H)), e(C), e((0, 0)), none, e((H, 1)),
@@ -506,11 +522,15 @@ def test_entry_points_refuse_what_a_memoryview_would(name, fn, args, out):
     read-only outputs, raise before the kernel runs."""
     fn(*args)
     arrays = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
-    first = arrays[0]
+    # the array whose dtype picks the kernel: x, else the first
+    first = (list(inspect.signature(fn).parameters).index("x")
+             if "x" in inspect.signature(fn).parameters else arrays[0])
     bad = [(first, args[first].tolist(), TypeError, "float32 or float64"),
            (first, args[first].astype(np.int64), TypeError, "float32 or float64"),
            (out, read_only(args[out]), ValueError, "writeable")]
-    for i in arrays[1:]:
+    for i in arrays:
+        if i == first:
+            continue
         a = args[i]
         wrong = np.float64 if a.dtype == np.intp else np.float32
         bad += [(i, a.astype(wrong), ValueError, "must be a C-contiguous"),
