@@ -79,8 +79,9 @@ extensions = [
         f"rnncore.{name}",
         [f"rnncore/{name}.pyx"],
         include_dirs=["rnncore", numpy.get_include()],
-        # rnncore/_plain.pyx reads arrays through NumPy's C API: compiled
-        # against NumPy 2, it runs with every NumPy that rnncore supports
+        # rnncore/_plain.pyx and the kernels' entry points (_arrays.pxd) read
+        # arrays through NumPy's C API: compiled against NumPy 2, they run
+        # with every NumPy that rnncore supports
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION"),
                        ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION")],
     )
