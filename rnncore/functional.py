@@ -452,13 +452,14 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
     check_mode(mode)
     seq = mode == "seq"
     ignore_index = check_index("ignore_index", ignore_index)
-    plain = (_plain_train_args(params, x, targets, seq)
-             if h0 is None and lengths is None else None)
-    # the common call, checked without Arguments' conversions and messages
-    if plain is not None and targets_in_range(plain[6], plain[7], ignore_index):
-        dtype = plain[0].dtype
-        return _train_step(seq, *plain, ignore_index, _ABSENT[dtype], _NO_LENGTHS,
-                           _unchecked_empty(dtype))
+    if (h0 is None and lengths is None and type(params) is dict
+            and len(params) == len(PARAM_SHAPES)):
+        # the common call, checked without Arguments' conversions and messages
+        done = _plain_train_step(seq, x, params.get("W_xh"), params.get("W_hh"),
+                                 params.get("b_h"), params.get("W_hy"),
+                                 params.get("b_y"), targets, ignore_index)
+        if done is not None:
+            return done
     if not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping, got {type(params).__name__}")
     missing = [k for k in PARAM_SHAPES if k not in params]
@@ -485,22 +486,25 @@ def loss_and_grads(params, x, targets, *, mode="seq", h0=None, lengths=None,
                        args.dims["C"], ignore_index, h0, lengths, args.empty)
 
 
-def _plain_train_args(params, x, targets, seq):
-    """loss_and_grads' arrays as the kernel takes them, (x, W_xh, W_hh, b_h,
-    W_hy, b_y, targets flat, C), when they need no conversion and no message
-    (rnncore/_plain.pyx); None otherwise, for the full checks to convert the
-    arrays or name the problem."""
-    if type(params) is not dict or len(params) != len(PARAM_SHAPES):
-        return None
-    try:
-        W_xh, W_hh, b_h = params["W_xh"], params["W_hh"], params["b_h"]
-        W_hy, b_y = params["W_hy"], params["b_y"]
-    except KeyError:
-        return None
+def _plain_train_step(seq, x, W_xh, W_hh, b_h, W_hy, b_y, targets, ignore_index,
+                      sizes=None):
+    """loss_and_grads without h0 or lengths, on arrays that need no
+    conversion and no message (rnncore/_plain.pyx), with the sizes (D, H, C)
+    unless `sizes` is None, and targets in range: (loss, grads keyed W_xh,
+    W_hh, b_h, W_hy, b_y, h_last).  None for any other call, for the full
+    checks to convert the arrays or name the problem.  Also rnncore.model's
+    path for a one-layer model."""
     dims = plain_train_dims(x, W_xh, W_hh, b_h, W_hy, b_y, targets, seq)
-    if dims is None:
+    if dims is None or (sizes is not None and dims[2:] != sizes):
         return None
-    return x, W_xh, W_hh, b_h, W_hy, b_y, targets.reshape(-1), dims[4]
+    C = dims[4]
+    targets = targets.reshape(-1)
+    if not targets_in_range(targets, C, ignore_index):
+        return None
+    dtype = x.dtype
+    return _train_step(seq, x, W_xh, W_hh, b_h, W_hy, b_y, targets, C,
+                       ignore_index, _ABSENT[dtype], _NO_LENGTHS,
+                       _unchecked_empty(dtype))
 
 
 def _train_step(seq, x, W_xh, W_hh, b_h, W_hy, b_y, targets, C, ignore_index,

@@ -114,3 +114,17 @@ def loss_and_grads(
     lengths: ArrayLike | None = None,
     ignore_index: int = -100,
 ) -> tuple[float, dict[str, _AnyFloat], _AnyFloat]: ...
+
+# rnncore.model's path for the common call of a one-layer model
+def _plain_train_step(
+    seq: bool,
+    x: object,
+    W_xh: object,
+    W_hh: object,
+    b_h: object,
+    W_hy: object,
+    b_y: object,
+    targets: object,
+    ignore_index: int,
+    sizes: tuple[int, int, int] | None = None,
+) -> tuple[float, dict[str, _AnyFloat], _AnyFloat] | None: ...

@@ -167,3 +167,53 @@ def test_empty_sizes_take_full_checks(rng, shape):
         loss, grads, _ = rnncore.loss_and_grads(params, x, targets)
         assert np.isfinite(loss)
         assert grads["W_xh"].shape == (H, D)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["seq", "last"])
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1, 1), (5, 1, 7, 9, 4), (4, 3, 6, 33, 5)])
+def test_plain_model_step_matches_full_checks(rng, monkeypatch, dtype, mode, shape):
+    """A one-layer model's loss_and_grads takes rnncore.loss_and_grads' path
+    on plain arrays, with the bits and keys of its own full checks."""
+    from rnncore import model as model_module
+    T, B, D, H, C = shape
+    m = rnncore.RNN(D, H, C, dtype=dtype, seed=3)
+    x = rng.standard_normal((T, B, D)).astype(dtype)
+    targets = rng.integers(0, C, (T, B) if mode == "seq" else (B,))
+    with monkeypatch.context() as patch:
+        patch.setattr(model_module, "Arguments", NoArguments)
+        patch.setattr(functional, "Arguments", NoArguments)
+        loss, grads, h_n = m.loss_and_grads(x, targets, mode=mode)
+    for name, xs, ts in [("Fortran x", fortran(x), targets),
+                         ("int32 targets", x, targets.astype(np.int32)),
+                         ("unaligned x", unaligned(x), targets)]:
+        loss2, grads2, h_n2 = m.loss_and_grads(xs, ts, mode=mode)
+        assert loss2 == loss, name
+        assert list(grads2) == list(grads) == list(m.params), name
+        for key in grads:
+            np.testing.assert_array_equal(grads2[key], grads[key], err_msg=name)
+        assert h_n.shape == h_n2.shape == (1, B, H)
+        np.testing.assert_array_equal(h_n2, h_n, err_msg=name)
+
+
+def test_model_calls_that_need_full_checks_take_them(rng, monkeypatch):
+    """Another dtype, h0, a stack, two directions: never the plain path."""
+    from rnncore import model as model_module
+    monkeypatch.setattr(model_module, "Arguments", NoArguments)
+    m = rnncore.RNN(3, 4, 2, seed=0)
+    x = rng.standard_normal((2, 1, 3)).astype(np.float32)
+    targets = np.zeros((2, 1), np.intp)
+    m.loss_and_grads(x, targets)
+    calls = [lambda: m.loss_and_grads(x.astype(np.float64), targets),
+             lambda: m.loss_and_grads(x, targets, h0=np.zeros((1, 1, 4))),
+             lambda: rnncore.RNN(3, 4, 2, num_layers=2).loss_and_grads(x, targets),
+             lambda: rnncore.RNN(3, 4, 2, bidirectional=True).loss_and_grads(
+                 x, targets)]
+    for call in calls:
+        with pytest.raises(AssertionError, match="full checks"):
+            call()
+    monkeypatch.undo()
+    # a replaced parameter of another dtype is named, not computed with
+    m.params["W_hh_l0"] = m.params["W_hh_l0"].astype(np.float64)
+    with pytest.raises(ValueError, match=r"params\['W_hh_l0'\] must be"):
+        m.loss_and_grads(x, targets)
