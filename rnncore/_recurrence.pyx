@@ -54,7 +54,9 @@ cdef void forward_core(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
     project(parts, T * B, D, H, x, W_xh, b_h, hs)
     for t in range(T):
         h_t = hs + t * BH
-        h_prev = hs + (t - 1) * BH if t > 0 else h0
+        h_prev = h0
+        if t > 0:
+            h_prev = hs + (t - 1) * BH
         if h_prev != NULL:
             # h_t = tanh(h_t + h_{t-1}·W_hhᵀ): (B × H)·(H × H)
             step_tanh(kind, parts, B, H, h_prev, w, h_t)
