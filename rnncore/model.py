@@ -14,6 +14,7 @@ step 0, as in PyTorch's ``h_n``).
 import numpy as np
 
 from rnncore import _output, _recurrence, _training, serialization, torch_interop
+from rnncore._plain import plain_recurrence_dims
 from rnncore._threads import guarded
 from rnncore._validation import (
     BLAS_INT_MAX,
@@ -36,6 +37,8 @@ MODES = ("seq", "last")
 # Steps per kernel call on the inference path: memory O(CHUNK·B·H), with
 # the input projection still one GEMM per chunk.
 CHUNK = 64
+_NO_LENGTHS = np.empty(0, np.intp)
+_NO_LENGTHS.flags.writeable = False
 
 
 def _positive_int(name, value, minimum=1):
@@ -269,6 +272,16 @@ class RNN:
                 f"x must have {self.input_size} features (input_size) on its last "
                 f"axis, got shape {arr.shape}")
         return args, arr
+
+    def _plain_inputs(self, x):
+        """Whether x is a (T, B, input_size) array of the model's dtype that
+        _sequence_args would take as it is, with no h0 or lengths
+        (rnncore/_plain.pyx, against the first layer's parameters)."""
+        p = self.params
+        dims = plain_recurrence_dims(x, p.get("W_xh_l0"), p.get("W_hh_l0"),
+                                     p.get("b_h_l0"))
+        return (dims is not None and x.dtype == self.dtype
+                and dims[2:] == (self.input_size, self.hidden_size))
 
     def _sequence_args(self, x, h0, lengths):
         """Validated (args, x, h0s, lengths, padded) for a whole-sequence call;
@@ -557,7 +570,11 @@ class RNN:
         the states are zero, so those logits equal ``b_y``.
         """
         _choice("mode", mode, MODES)
-        _args, x, h0s, lengths, _ = self._sequence_args(x, h0, lengths)
+        if h0 is None and lengths is None and self._plain_inputs(x):
+            self._check_params()
+            h0s, lengths = None, _NO_LENGTHS
+        else:
+            _args, x, h0s, lengths, _ = self._sequence_args(x, h0, lengths)
         T, B, _ = x.shape
         H, C = self.hidden_size, self.output_size
         nd, dt = self.num_directions, self.dtype

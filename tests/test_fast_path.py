@@ -217,3 +217,24 @@ def test_model_calls_that_need_full_checks_take_them(rng, monkeypatch):
     m.params["W_hh_l0"] = m.params["W_hh_l0"].astype(np.float64)
     with pytest.raises(ValueError, match=r"params\['W_hh_l0'\] must be"):
         m.loss_and_grads(x, targets)
+
+
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, False), (1, True)])
+@pytest.mark.parametrize("mode", ["seq", "last"])
+def test_plain_model_forward_matches_full_checks(rng, monkeypatch, layers,
+                                                 bidirectional, mode):
+    from rnncore import model as model_module
+    m = rnncore.RNN(5, 7, 3, num_layers=layers, bidirectional=bidirectional, seed=1)
+    x = rng.standard_normal((70, 2, 5)).astype(np.float32)  # two chunks
+    with monkeypatch.context() as patch:
+        patch.setattr(model_module, "Arguments", NoArguments)
+        logits, h_n = m.forward(x, mode=mode, return_state=True)
+    for name, xs in [("Fortran x", fortran(x)), ("unaligned x", unaligned(x)),
+                     ("float64 x", x.astype(np.float64))]:
+        logits2, h_n2 = m.forward(xs, mode=mode, return_state=True)
+        np.testing.assert_array_equal(logits2, logits, err_msg=name)
+        np.testing.assert_array_equal(h_n2, h_n, err_msg=name)
+    # a replaced parameter is still checked on the plain path
+    m.params["W_hy"] = m.params["W_hy"][:, :-1]
+    with pytest.raises(ValueError, match=r"params\['W_hy'\] must be"):
+        m.forward(x, mode=mode)
