@@ -9,7 +9,6 @@ cimport numpy as cnp
 from cython cimport floating
 
 from rnncore._arrays cimport dim, float_type, reads, reads_index, writes
-
 from rnncore._blas cimport pgemm, pgemm_bias, team_for_product
 from rnncore._parallel cimport release_team
 from rnncore._softmax cimport count_valid, mean_loss, softmax_ce_sum

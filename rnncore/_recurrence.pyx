@@ -13,7 +13,6 @@ cimport numpy as cnp
 from cython cimport floating
 
 from rnncore._arrays cimport dim, float_type, reads, reads_index, writes
-
 from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, pgemm, pgemm_bias,
                             step_carry, step_gemm, step_kind, step_tanh,
                             step_weights, team_for_steps)
@@ -151,6 +150,7 @@ cdef int check_work(Py_ssize_t K, Py_ssize_t b, Py_ssize_t h, Py_ssize_t B,
 
 
 cdef inline Py_ssize_t wbuf_need(Py_ssize_t H, Py_ssize_t itemsize) noexcept:
+    """weight_buffer_len, for the kernels' own checks"""
     cdef Py_ssize_t n = (rnc_packed_len_f32(H, H) if itemsize == 4
                          else rnc_packed_len_f64(H, H))
     return max(n, H * H)
