@@ -662,16 +662,27 @@ class RNN:
             raise ValueError("step() needs a unidirectional model: the reverse "
                              "direction reads the sequence from its end")
         self._check_params()
-        args, x = self._inputs(x_t, ("B", "D"))
-        B, H, dt = x.shape[0], self.hidden_size, self.dtype
-        if h is None:
-            h = np.zeros((self.num_layers, B, H), dt)
+        H, dt = self.hidden_size, self.dtype
+        x = self._plain_step_input(x_t)
+        shape = None if x is None else (self.num_layers, x.shape[0], H)
+        if x is not None and h is None:
+            h = np.zeros(shape, dt)
+        elif (x is not None and type(h) is np.ndarray and h.dtype == dt
+              and h.shape == shape):
+            h = h.copy()  # ours to update
         else:
-            h = np.array(self._floats(args, "h", h, ("L", "B", "H")))  # ours to update
-            if h.shape[::2] != (self.num_layers, H):
-                raise ValueError(f"h must have shape (num_layers, B, H) = "
-                                 f"({self.num_layers}, {B}, {H}), got {h.shape}")
-        args.check_sizes()
+            args, x = self._inputs(x_t, ("B", "D"))
+            B = x.shape[0]
+            if h is None:
+                h = np.zeros((self.num_layers, B, H), dt)
+            else:
+                # ours to update
+                h = np.array(self._floats(args, "h", h, ("L", "B", "H")))
+                if h.shape[::2] != (self.num_layers, H):
+                    raise ValueError(f"h must have shape (num_layers, B, H) = "
+                                     f"({self.num_layers}, {B}, {H}), got {h.shape}")
+            args.check_sizes()
+        B = x.shape[0]
         wbuf = np.empty(_weight_buffer_len(H, dt), dt)
         no_lengths = np.empty(0, dtype=np.intp)
         inp = x[None]
@@ -684,6 +695,27 @@ class RNN:
         guarded(_output.logits, inp[0], self.params["W_hy"], self.params["b_y"],
                 logits)
         return logits, h
+
+    def _plain_step_input(self, x_t):
+        """x_t as step's (B, D) floats when it needs no conversion: a
+        C-contiguous (B, input_size) array of the model's dtype, or up to 64
+        np.intp token ids in range, one-hot encoded here.  None for any
+        other x_t, for _inputs to convert or to name the problem (generating
+        a token took 25 µs through it, most of it checks)."""
+        if type(x_t) is not np.ndarray or x_t.size == 0:
+            return None
+        D = self.input_size
+        if x_t.dtype == np.intp and x_t.ndim == 1 and x_t.size <= 64:
+            ids = x_t.tolist()
+            if min(ids) < 0 or max(ids) >= D:
+                return None
+            x = np.zeros((len(ids), D), self.dtype)
+            x[range(len(ids)), ids] = 1
+            return x
+        if (x_t.dtype == self.dtype and x_t.ndim == 2 and x_t.shape[1] == D
+                and x_t.shape[0] <= BLAS_INT_MAX and x_t.flags.c_contiguous):
+            return x_t
+        return None
 
     def evaluate(self, x, targets, *, mode="seq", h0=None, lengths=None,
                  ignore_index=-100):

@@ -238,3 +238,44 @@ def test_plain_model_forward_matches_full_checks(rng, monkeypatch, layers,
     m.params["W_hy"] = m.params["W_hy"][:, :-1]
     with pytest.raises(ValueError, match=r"params\['W_hy'\] must be"):
         m.forward(x, mode=mode)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_stream_step_matches_full_checks(rng, monkeypatch, layers, dtype):
+    """step() on np.intp ids or plain floats, with the state carried, takes
+    no Arguments and gives the bits of the inputs that need them."""
+    from rnncore import model as model_module
+    m = rnncore.RNN(6, 5, 4, num_layers=layers, dtype=dtype, seed=2)
+    ids = rng.integers(0, 6, (8, 3))
+    feats = rng.standard_normal((8, 3, 6)).astype(dtype)
+    for plain, slow in [(ids, ids.astype(np.int32)),
+                        (feats, [fortran(f) for f in feats])]:
+        h_fast = h_slow = None
+        for t in range(len(ids)):
+            with monkeypatch.context() as patch:
+                patch.setattr(model_module, "Arguments", NoArguments)
+                y_fast, h_new = m.step(plain[t], h_fast)
+            assert h_new is not h_fast
+            h_fast = h_new
+            y_slow, h_slow = m.step(slow[t], h_slow)
+            np.testing.assert_array_equal(y_fast, y_slow)
+            np.testing.assert_array_equal(h_fast, h_slow)
+    before = h_fast.copy()
+    m.step(ids[0], h_fast)
+    np.testing.assert_array_equal(h_fast, before)  # the state is not modified
+
+
+def test_model_step_errors_take_the_full_checks():
+    m = rnncore.RNN(6, 5, 4, seed=2)
+    with pytest.raises(ValueError, match=r"must lie in .* got values in \[1, 6\]"):
+        m.step(np.array([1, 6]))
+    with pytest.raises(ValueError, match=r"token ids in x must lie"):
+        m.step(np.array([-1]))
+    with pytest.raises(ValueError, match="h must have shape"):
+        m.step(np.array([1, 2]), np.zeros((2, 2, 5), np.float32))
+    with pytest.raises(ValueError, match="x must have 6 features"):
+        m.step(np.zeros((2, 5), np.float32))
+    # another dtype of state is converted, as before
+    y, h = m.step(np.array([1, 2]), np.zeros((1, 2, 5)))
+    assert h.dtype == np.float32 and y.shape == (2, 4)
