@@ -69,3 +69,32 @@ cdef inline const Py_ssize_t *reads_index(object a, str name) except? NULL:
 cdef inline Py_ssize_t dim(object a, int axis) noexcept:
     """The size of an axis of an ndarray that data_of accepted."""
     return cnp.PyArray_DIMS(<cnp.ndarray>a)[axis]
+
+
+# An optional array the caller leaves out is passed empty (its first axis of
+# size 0): these give NULL for it, the kernels' sign of an absent array.
+
+cdef inline const floating *optional_reads(floating kind, object a, str name,
+                                           int ndim) except? NULL:
+    """reads, or NULL for an absent array."""
+    cdef const floating *p = reads(kind, a, name, ndim)
+    if dim(a, 0) == 0:
+        p = NULL
+    return p
+
+
+cdef inline floating *optional_writes(floating kind, object a, str name,
+                                      int ndim) except? NULL:
+    """writes, or NULL for an absent array."""
+    cdef floating *p = writes(kind, a, name, ndim)
+    if dim(a, 0) == 0:
+        p = NULL
+    return p
+
+
+cdef inline const Py_ssize_t *optional_index(object a, str name) except? NULL:
+    """reads_index, or NULL for an absent array (lengths)."""
+    cdef const Py_ssize_t *p = reads_index(a, name)
+    if dim(a, 0) == 0:
+        p = NULL
+    return p

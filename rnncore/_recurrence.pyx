@@ -12,7 +12,8 @@ from libc.string cimport memcpy, memset
 cimport numpy as cnp
 from cython cimport floating
 
-from rnncore._arrays cimport dim, float_type, reads, reads_index, writes
+from rnncore._arrays cimport (dim, float_type, optional_index, optional_reads,
+                              optional_writes, reads, writes)
 from rnncore._blas cimport (SMALL_GEMM_MAX_ROWS, StepKind, pgemm, pgemm_bias,
                             step_carry, step_gemm, step_kind, step_tanh,
                             step_weights, team_for_steps)
@@ -327,18 +328,14 @@ cdef int run_forward(floating kind, x, W_xh, W_hh, b_h, h0, lengths, wbuf,
     cdef const floating *W_xh_p = reads(kind, W_xh, "W_xh", 2)
     cdef const floating *W_hh_p = reads(kind, W_hh, "W_hh", 2)
     cdef const floating *b_h_p = reads(kind, b_h, "b_h", 1)
-    cdef const floating *h0_p = reads(kind, h0, "h0", 2)
-    cdef const Py_ssize_t *len_p = reads_index(lengths, "lengths")
+    cdef const floating *h0_p = optional_reads(kind, h0, "h0", 2)
+    cdef const Py_ssize_t *len_p = optional_index(lengths, "lengths")
     cdef floating *wbuf_p = writes(kind, wbuf, "wbuf", 1)
     cdef floating *hs_p = writes(kind, hs, "hs", 3)
     cdef Py_ssize_t T = dim(x, 0), B = dim(x, 1), D = dim(x, 2), H = dim(W_hh, 0)
     cdef Py_ssize_t wbuf_len = dim(wbuf, 0)
     cdef int parts
     check_wbuf(wbuf_len, H, sizeof(floating))
-    if dim(h0, 0) == 0:
-        h0_p = NULL
-    if dim(lengths, 0) == 0:
-        len_p = NULL
     with nogil:
         parts = team_for_steps(B, H, wbuf_p, wbuf_len)
         forward_core(T, B, D, H, x_p, W_xh_p, W_hh_p, b_h_p, h0_p, len_p, wbuf_p,
@@ -363,7 +360,7 @@ cdef int run_advance(floating kind, x, W_xh, W_hh, b_h, lengths, Py_ssize_t t0,
     cdef const floating *W_xh_p = reads(kind, W_xh, "W_xh", 2)
     cdef const floating *W_hh_p = reads(kind, W_hh, "W_hh", 2)
     cdef const floating *b_h_p = reads(kind, b_h, "b_h", 1)
-    cdef const Py_ssize_t *len_p = reads_index(lengths, "lengths")
+    cdef const Py_ssize_t *len_p = optional_index(lengths, "lengths")
     cdef floating *h_p = writes(kind, h, "h", 2)
     cdef floating *wbuf_p = writes(kind, wbuf, "wbuf", 1)
     cdef floating *out_p = writes(kind, out, "out", 3)
@@ -371,8 +368,6 @@ cdef int run_advance(floating kind, x, W_xh, W_hh, b_h, lengths, Py_ssize_t t0,
     cdef Py_ssize_t wbuf_len = dim(wbuf, 0)
     cdef int parts
     check_wbuf(wbuf_len, H, sizeof(floating))
-    if dim(lengths, 0) == 0:
-        len_p = NULL
     with nogil:
         parts = team_for_steps(B, H, wbuf_p, wbuf_len)
         advance_core(K, B, D, H, x_p, W_xh_p, W_hh_p, b_h_p, len_p, t0, h_p,
@@ -399,15 +394,15 @@ cdef int run_backward(floating kind, dhs, dh_last, hs, x, W_xh, W_hh, h0,
                       lengths, dx, dh0, dW_xh, dW_hh, db_h, work,
                       wbuf) except -1:
     """backward for the dtype of `kind`"""
-    cdef const floating *dhs_p = reads(kind, dhs, "dhs", 3)
-    cdef const floating *dhl_p = reads(kind, dh_last, "dh_last", 2)
+    cdef const floating *dhs_p = optional_reads(kind, dhs, "dhs", 3)
+    cdef const floating *dhl_p = optional_reads(kind, dh_last, "dh_last", 2)
     cdef const floating *hs_p = reads(kind, hs, "hs", 3)
     cdef const floating *x_p = reads(kind, x, "x", 3)
     cdef const floating *W_xh_p = reads(kind, W_xh, "W_xh", 2)
     cdef const floating *W_hh_p = reads(kind, W_hh, "W_hh", 2)
-    cdef const floating *h0_p = reads(kind, h0, "h0", 2)
-    cdef const Py_ssize_t *len_p = reads_index(lengths, "lengths")
-    cdef floating *dx_p = writes(kind, dx, "dx", 3)
+    cdef const floating *h0_p = optional_reads(kind, h0, "h0", 2)
+    cdef const Py_ssize_t *len_p = optional_index(lengths, "lengths")
+    cdef floating *dx_p = optional_writes(kind, dx, "dx", 3)
     cdef floating *dh0_p = writes(kind, dh0, "dh0", 2)
     cdef floating *dW_xh_p = writes(kind, dW_xh, "dW_xh", 2)
     cdef floating *dW_hh_p = writes(kind, dW_hh, "dW_hh", 2)
@@ -421,16 +416,6 @@ cdef int run_backward(floating kind, dhs, dh_last, hs, x, W_xh, W_hh, h0,
                                                  sizeof(floating))
     if wbuf_len == 0:
         wbuf_p = NULL
-    if dim(dhs, 0) == 0:
-        dhs_p = NULL
-    if dim(dh_last, 0) == 0:
-        dhl_p = NULL
-    if dim(h0, 0) == 0:
-        h0_p = NULL
-    if dim(lengths, 0) == 0:
-        len_p = NULL
-    if dim(dx, 0) == 0:
-        dx_p = NULL
     cdef int parts
     with nogil:
         parts = team_for_steps(B, H, wbuf_p, wbuf_len)

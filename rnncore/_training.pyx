@@ -11,7 +11,8 @@ layer of a stack.
 cimport numpy as cnp
 from cython cimport floating
 
-from rnncore._arrays cimport dim, float_type, reads, reads_index, writes
+from rnncore._arrays cimport (dim, float_type, optional_index, optional_reads,
+                              optional_writes, reads, reads_index, writes)
 from rnncore._blas cimport team_for_steps
 from rnncore._output cimport (OutputChunks, check_logits, loss_grads_core,
                               output_chunk, output_chunks_init,
@@ -118,8 +119,8 @@ cdef double run_train_step(
     cdef const floating *b_h_p = reads(kind, b_h, "b_h", 1)
     cdef const floating *W_hy_p = reads(kind, W_hy, "W_hy", 2)
     cdef const floating *b_y_p = reads(kind, b_y, "b_y", 1)
-    cdef const floating *h0_p = reads(kind, h0, "h0", 2)
-    cdef const Py_ssize_t *len_p = reads_index(lengths, "lengths")
+    cdef const floating *h0_p = optional_reads(kind, h0, "h0", 2)
+    cdef const Py_ssize_t *len_p = optional_index(lengths, "lengths")
     cdef floating *dW_xh_p = writes(kind, dW_xh, "dW_xh", 2)
     cdef floating *dW_hh_p = writes(kind, dW_hh, "dW_hh", 2)
     cdef floating *db_h_p = writes(kind, db_h, "db_h", 1)
@@ -145,10 +146,6 @@ cdef double run_train_step(
                                                  sizeof(floating))
     if wbuf_len == 0:
         wbuf_p = NULL
-    if dim(h0, 0) == 0:
-        h0_p = NULL
-    if dim(lengths, 0) == 0:
-        len_p = NULL
     cdef int parts
     with nogil:
         # the forward pass packs W_hh into dW_hh when there is no wbuf
@@ -192,10 +189,10 @@ cdef double run_top_backward(
     cdef const floating *W_hh_p = reads(kind, W_hh, "W_hh", 2)
     cdef const floating *W_hy_p = reads(kind, W_hy, "W_hy", 2)
     cdef const floating *b_y_p = reads(kind, b_y, "b_y", 1)
-    cdef const floating *h0_p = reads(kind, h0, "h0", 2)
-    cdef const Py_ssize_t *len_p = reads_index(lengths, "lengths")
+    cdef const floating *h0_p = optional_reads(kind, h0, "h0", 2)
+    cdef const Py_ssize_t *len_p = optional_index(lengths, "lengths")
     cdef const floating *hs_p = reads(kind, hs, "hs", 3)
-    cdef floating *dx_p = writes(kind, dx, "dx", 3)
+    cdef floating *dx_p = optional_writes(kind, dx, "dx", 3)
     cdef floating *dW_xh_p = writes(kind, dW_xh, "dW_xh", 2)
     cdef floating *dW_hh_p = writes(kind, dW_hh, "dW_hh", 2)
     cdef floating *db_h_p = writes(kind, db_h, "db_h", 1)
@@ -214,12 +211,6 @@ cdef double run_top_backward(
                                                  sizeof(floating))
     if wbuf_len == 0:
         wbuf_p = NULL
-    if dim(h0, 0) == 0:
-        h0_p = NULL
-    if dim(lengths, 0) == 0:
-        len_p = NULL
-    if dim(dx, 0) == 0:
-        dx_p = NULL
     cdef int parts
     with nogil:
         parts = team_for_steps(B, H, wbuf_p, wbuf_len)
