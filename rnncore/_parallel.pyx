@@ -16,6 +16,8 @@ cdef extern from "_team.h" nogil:
     void rnc_team_release(int parts)
     void rnc_team_split(int parts, team_fn fn, void *arg)
     int rnc_team_helpers()
+    int rnc_blas_lower(int python)
+    void rnc_blas_restore(int python)
 
 
 # the bound the other modules size their per-part arrays by
@@ -47,6 +49,21 @@ def set_blas_thread_functions(size_t get_address, size_t set_address):
     """The addresses of SciPy's BLAS openblas_get_num_threads and
     openblas_set_num_threads (0: unknown, and no team)."""
     rnc_set_blas_thread_functions(get_address, set_address)
+
+
+def lower_blas_threads():
+    """Lower SciPy's BLAS to one thread for calls that overlap (the Python
+    side's limit, rnncore/_threads.py), counted with the compiled calls that
+    lower it (_team.h: rnc_blas_lower), so that none restores it while
+    another still needs it; returns the thread count before.  Only after
+    set_blas_thread_functions gave nonzero addresses."""
+    return rnc_blas_lower(1)
+
+
+def restore_blas_threads():
+    """Undo lower_blas_threads: BLAS gets its count back once no compiled
+    call still holds it at one thread."""
+    rnc_blas_restore(1)
 
 
 def helper_threads():

@@ -44,9 +44,10 @@
 /* SciPy's BLAS thread count, read and set through the addresses of its
    openblas_get_num_threads and openblas_set_num_threads, which the Python
    side passes once it has found them (rnncore/_threads.py); 1 while
-   unknown.  While a call holds the team and has set BLAS to one thread,
-   rnc_blas_threads() reports the count it found (rnc_blas_lowered), so that
-   the calls beside it split their work the same way. */
+   unknown.  While calls that split their work hold BLAS at one thread
+   (rnc_blas_lower), rnc_blas_threads() reports the count found before
+   (rnc_blas_lowered), so that the calls beside them split theirs the same
+   way; while the Python side's limit for overlapping calls holds it, 1. */
 static int (*rnc_blas_get)(void) = 0;
 static void (*rnc_blas_set)(int) = 0;
 static int rnc_blas_lowered = 0; /* atomic; set before BLAS is lowered */
@@ -67,6 +68,55 @@ RNC_UNUSED static int rnc_blas_threads(void)
 #else
     return rnc_blas_get ? rnc_blas_get() : 1;
 #endif
+}
+
+/* BLAS stays at one thread from the first rnc_blas_lower of calls that
+   overlap to the last rnc_blas_restore, with one count for the calls that
+   split their work (rnc_team_claim, whether a call holds the team or runs
+   its parts alone) and the Python side's limit (python = 1): OpenBLAS's
+   results depend on its thread count (its edge kernels round differently
+   from its full ones, so sharing a product between threads changes bits),
+   and a call that started with BLAS lowered must finish that way to give
+   the bits of a call on its own. */
+#if RNC_HAVE_TEAM
+#include <pthread.h>
+static pthread_mutex_t rnc_blas_lock = PTHREAD_MUTEX_INITIALIZER;
+#define RNC_BLAS_LOCK() pthread_mutex_lock(&rnc_blas_lock)
+#define RNC_BLAS_UNLOCK() pthread_mutex_unlock(&rnc_blas_lock)
+#define RNC_BLAS_LOWERED(n) __atomic_store_n(&rnc_blas_lowered, n, __ATOMIC_SEQ_CST)
+#else /* no team: only the Python side lowers BLAS, under its own lock */
+#define RNC_BLAS_LOCK() ((void)0)
+#define RNC_BLAS_UNLOCK() ((void)0)
+#define RNC_BLAS_LOWERED(n) (rnc_blas_lowered = (n))
+#endif
+static int rnc_blas_users = 0;  /* lowerings not yet restored */
+static int rnc_blas_python = 0; /* the Python side's limit is one of them */
+static int rnc_blas_saved = 0;  /* BLAS's thread count before the first */
+
+/* Lower BLAS to one thread (rnc_blas_set known); returns the count before. */
+RNC_UNUSED static int rnc_blas_lower(int python)
+{
+    int saved;
+    RNC_BLAS_LOCK();
+    if (python) rnc_blas_python = 1;
+    if (rnc_blas_users++ == 0) rnc_blas_saved = rnc_blas_get();
+    /* before BLAS reads 1: see rnc_blas_threads */
+    RNC_BLAS_LOWERED(rnc_blas_python ? 1 : rnc_blas_saved);
+    if (rnc_blas_users == 1) rnc_blas_set(1);
+    saved = rnc_blas_saved;
+    RNC_BLAS_UNLOCK();
+    return saved;
+}
+
+/* Undo one rnc_blas_lower(python). */
+RNC_UNUSED static void rnc_blas_restore(int python)
+{
+    RNC_BLAS_LOCK();
+    if (python) rnc_blas_python = 0;
+    if (--rnc_blas_users == 0) rnc_blas_set(rnc_blas_saved);
+    RNC_BLAS_LOWERED(rnc_blas_users == 0 ? 0
+                     : rnc_blas_python ? 1 : rnc_blas_saved);
+    RNC_BLAS_UNLOCK();
 }
 
 #if RNC_HAVE_TEAM
@@ -101,14 +151,13 @@ static struct {
     int done;                   /* parts helpers have finished (atomic) */
     int sleepers;               /* helpers on `wake` or about to be (atomic) */
     int resting;                /* released: sleep now (atomic) */
-    int blas_saved;             /* BLAS's thread count while claimed */
     /* this claim so far: tasks split, and the caller's time on its own
        parts and waiting for the helpers after them (see rnc_team_split) */
     int tasks, alone, missed;   /* missed: tasks in a row no helper joined */
     long long own_ns, wait_ns, missed_ns;
 } rnc_team = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
               PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-              0, 0, 0, 0, 0};
+              0, 0, 0, 0};
 #define RNC_TEAM_TASK 32u /* > RNC_TEAM_MAX */
 /* RNC_TEAM_MISSES short tasks in a row (under RNC_TEAM_SHORT_NS each) that
    no helper joined end the team for the call (see rnc_team_split). */
@@ -200,6 +249,8 @@ static void rnc_team_after_fork(void)
     rnc_team.helpers = 0;
     rnc_team.done = 0;
     rnc_blas_lowered = 0;
+    rnc_blas_lock = m;
+    rnc_blas_users = rnc_blas_python = 0;
     rnc_team.sleepers = 0;
 }
 
@@ -233,11 +284,11 @@ static int rnc_team_grow(int want)
 
 /* The team for one call: the number of parts its work is split into,
    SciPy's BLAS thread count (at most the online CPUs and RNC_TEAM_MAX),
-   with BLAS set to one thread until rnc_team_release; 1 when BLAS runs one
-   thread.  Minus that number when another call holds the team or no helper
-   thread can be made: the call splits its work the same way but runs
-   every part itself, so that its results do not depend on which call got
-   the team. */
+   with BLAS set to one thread until rnc_team_release (rnc_blas_lower); 1
+   when BLAS runs one thread.  Minus that number when another call holds
+   the team or no helper thread can be made: the call splits its work the
+   same way, with BLAS lowered too, but runs every part itself, so that its
+   results do not depend on which call got the team. */
 RNC_UNUSED static int rnc_team_claim(void)
 {
     static long online = 0; /* looked up once: glibc reads a file for it */
@@ -250,14 +301,12 @@ RNC_UNUSED static int rnc_team_claim(void)
     if (cpus > 0 && parts > cpus) parts = (int)cpus;
     if (parts > RNC_TEAM_MAX) parts = RNC_TEAM_MAX;
     if (parts < 2 || !rnc_blas_set) return 1;
+    rnc_blas_lower(0);
     if (pthread_mutex_trylock(&rnc_team.busy) != 0) return -parts;
     if (rnc_team.helpers < parts - 1 && rnc_team_grow(parts - 1) < parts - 1) {
         pthread_mutex_unlock(&rnc_team.busy);
         return -parts;
     }
-    rnc_team.blas_saved = rnc_blas_get();
-    __atomic_store_n(&rnc_blas_lowered, rnc_team.blas_saved, __ATOMIC_SEQ_CST);
-    rnc_blas_set(1);
     rnc_team.tasks = rnc_team.alone = rnc_team.missed = 0;
     rnc_team.own_ns = rnc_team.wait_ns = rnc_team.missed_ns = 0;
     return parts;
@@ -272,11 +321,12 @@ RNC_UNUSED static int rnc_team_helpers(void)
 /* The call that claimed `parts` is done with the team. */
 RNC_UNUSED static void rnc_team_release(int parts)
 {
-    if (parts < 2) return;
-    rnc_blas_set(rnc_team.blas_saved);
-    __atomic_store_n(&rnc_blas_lowered, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&rnc_team.resting, 1, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&rnc_team.busy);
+    if (parts > -2 && parts < 2) return;
+    if (parts >= 2) {
+        __atomic_store_n(&rnc_team.resting, 1, __ATOMIC_RELAXED);
+        pthread_mutex_unlock(&rnc_team.busy);
+    }
+    rnc_blas_restore(0);
 }
 
 /* fn(arg, p, |parts|) for every part p < |parts|, over the caller and the

@@ -147,10 +147,19 @@ def share_thread_count() -> None:
 
 
 def _limit() -> None:
-    """Lower SciPy's BLAS to one thread (with _lock held, after the lookup)."""
+    """Lower SciPy's BLAS to one thread (with _lock held, after the lookup).
+    Where the compiled kernels know its thread-count functions, through them,
+    so that this limit and theirs (a call sharing its work lowers BLAS too:
+    rnncore/_team.h) are counted together and neither restores BLAS's count
+    while the other still holds it."""
     global _saved
     blas = _blas
     if blas is None:
+        return
+    if blas.get_address and blas.set_address:
+        from rnncore import _parallel
+
+        _saved = _parallel.lower_blas_threads()
         return
     n = blas.get()
     if isinstance(n, int) and n > 1:
@@ -162,7 +171,12 @@ def _restore() -> None:
     """Give SciPy's BLAS back the thread count _limit found (with _lock held)."""
     global _saved
     if _saved is not None and _blas is not None:
-        _blas.set(_saved)
+        if _blas.get_address and _blas.set_address:
+            from rnncore import _parallel
+
+            _parallel.restore_blas_threads()
+        else:
+            _blas.set(_saved)
     _saved = None
 
 
