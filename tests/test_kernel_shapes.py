@@ -443,9 +443,12 @@ def check_training_step(p, x, targets, mode, dtype):
 # float32 with rows of B at most 128 wide and operands inside
 # SMALL_GEMM_MAX_BYTES: a chunk's δᵀ·x, δᵀ·h and dlogits·W_hy run on the small
 # kernel with k in the hundreds (float64 stays on BLAS); D = 1 and C = 200
-# keep some products on BLAS beside them
+# keep some products on BLAS beside them.  With AVX2 alone, k >= 128 and D
+# a multiple of 8 take blocks of 3 vectors (RNC_WIDE_MIN_K): H = 66 and 67
+# leave 2 and 3 rows of δᵀ·x after its blocks of 4, D = 72 is 3 such blocks
 @pytest.mark.parametrize("B,D,H,C", [(32, 64, 128, 64), (16, 64, 64, 128),
-                                     (8, 1, 128, 200), (33, 128, 64, 3)])
+                                     (8, 1, 128, 200), (33, 128, 64, 3),
+                                     (32, 64, 66, 64), (24, 72, 67, 40)])
 def test_training_step_with_wide_chunk_products(rng, dtype, mode, B, D, H, C):
     T = 40
     p = make_params(rng, D, H, C, np.float64)
