@@ -121,7 +121,6 @@ RNC_UNUSED static void rnc_blas_restore(int python)
 
 #if RNC_HAVE_TEAM
 
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <time.h>
