@@ -9,10 +9,13 @@
  * block.  (SciPy's OpenBLAS spent about 15% of a large training step
  * repacking W_hh; see docs/performance-notes.md.)
  *
- * Packed layout: B's columns in panels of RNC_PANEL_BYTES (32 float or 16
- * double columns); panel p is a k × panel block, row i of it at
- * P + (p·k + i)·panel.  Columns past n are zero, so the kernel never reads
- * past a panel.  rnc_packed_len_* gives the length of P.
+ * Packed layout: B's columns in panels as wide as the kernel's block of
+ * columns (NV vectors: 128 bytes with AVX-512, 64 with AVX2, 32 in the
+ * baseline); panel p is a k × panel block, row i of it at
+ * P + (p·k + i)·panel, so each kernel call streams one contiguous block.
+ * Columns past n are zero, so the kernel never reads past a panel.
+ * rnc_pack_* packs for the kernel the CPU runs; rnc_packed_len_* gives the
+ * length of P for the widest panels, enough for every layout.
  *
  * Blocking: for each slab of KC rows of B (it stays in L2 while every block
  * of MR rows of A passes over it), a block of MR rows × KC of A is copied
@@ -29,6 +32,7 @@
 
 #include "_step_gemm.h"
 
+/* the widest panel, for rnc_packed_len_* */
 #define RNC_PANEL_BYTES 128
 #define RNC_KC 256
 #ifndef RNC_PF
@@ -41,12 +45,12 @@ RNC_UNUSED static ptrdiff_t rnc_packed_len_##SUF(ptrdiff_t k, ptrdiff_t n)    \
     const ptrdiff_t np = RNC_PANEL_BYTES / sizeof(T);                         \
     return k * ((n + np - 1) / np) * np;                                      \
 }                                                                             \
-/* P <- B packed; B is k×n (trans = 0) or, when trans, Bᵀ is: B[i][j] is    \
-   M[j·k + i] for the n×k matrix M. */                                        \
-RNC_UNUSED static void rnc_pack_##SUF(ptrdiff_t k, ptrdiff_t n, const T *M,   \
-                                      int trans, T *P)                        \
+/* P <- B packed in panels of np columns; B is k×n (trans = 0) or, when      \
+   trans, Bᵀ is: B[i][j] is M[j·k + i] for the n×k matrix M. */              \
+RNC_UNUSED static void rnc_pack_np_##SUF(ptrdiff_t np, ptrdiff_t k,           \
+                                         ptrdiff_t n, const T *M, int trans,  \
+                                         T *P)                                \
 {                                                                             \
-    const ptrdiff_t np = RNC_PANEL_BYTES / sizeof(T);                         \
     for (ptrdiff_t j0 = 0; j0 < n; j0 += np) {                                \
         const ptrdiff_t w = n - j0 < np ? n - j0 : np;                        \
         T *panel = P + j0 * k;                                                \
@@ -94,9 +98,10 @@ ATTR RNC_INLINE void NAME(const int R, ptrdiff_t kc, const T *Ap,             \
     }                                                                         \
     RNC_PRAGMA(GCC unroll 4)                                                  \
     for (ptrdiff_t i = 0; i < kc; i++) {                                      \
-        /* the panel streams from L2: fetch a few rows ahead */               \
-        __builtin_prefetch(Pp + (i + RNC_PF) * np);                           \
-        __builtin_prefetch(Pp + (i + RNC_PF) * np + np / 2);                  \
+        /* the panel streams from L2: fetch a few rows ahead, each of its  \
+           cache lines (np is a constant once inlined) */                     \
+        for (ptrdiff_t l = 0; l < np; l += 64 / (ptrdiff_t)sizeof(T))         \
+            __builtin_prefetch(Pp + (i + RNC_PF) * np + l);                   \
         for (int v = 0; v < NV; v++)                                          \
             memcpy(&b[v], Pp + i * np + v * W, sizeof(V));                    \
         for (int r = 0; r < R; r++) {                                         \
@@ -135,13 +140,14 @@ ATTR RNC_INLINE void NAME(const int R, ptrdiff_t kc, const T *Ap,             \
 /* C (m×n) (+)= A (m×k)·B, B packed in P; MR rows per block, NV vectors of
    W lanes per kernel call (a panel is np / (NV·W) such calls). */
 #define RNC_DEFINE_PACKED_GEMM(SUF, T, V, W, MR, NV, ATTR)                    \
+enum { rnc_panel_##SUF = NV * W };                                            \
 RNC_PG_MICRO(rnc_pg_micro_##SUF, T, V, W, MR, NV, ATTR)                       \
 RNC_PG_MICRO(rnc_pg_micro1_##SUF, T, V, W, MR, 1, ATTR)                       \
 ATTR RNC_UNUSED static void rnc_packed_gemm_##SUF(                            \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *P,            \
     int accumulate, T *C, ptrdiff_t ldc)                                      \
 {                                                                             \
-    const ptrdiff_t np = RNC_PANEL_BYTES / sizeof(T), sw = NV * W;            \
+    const ptrdiff_t np = NV * W; /* a panel: one call of the micro-kernel */ \
     T Ap[RNC_KC * MR] __attribute__((aligned(64)));                           \
     if (k == 0) {                                                             \
         if (!accumulate)                                                      \
@@ -156,10 +162,9 @@ ATTR RNC_UNUSED static void rnc_packed_gemm_##SUF(                            \
             for (int r = 0; r < R; r++)                                       \
                 for (ptrdiff_t i = 0; i < kc; i++)                            \
                     Ap[i * MR + r] = A[(r0 + r) * k + k0 + i];                \
-            for (ptrdiff_t j0 = 0; j0 < n; j0 += sw) {                        \
-                const ptrdiff_t p = j0 / np, c0 = j0 % np;                    \
-                const ptrdiff_t cols = n - j0 < sw ? n - j0 : sw;             \
-                const T *Pp = P + (p * k + k0) * np + c0;                     \
+            for (ptrdiff_t j0 = 0; j0 < n; j0 += np) {                        \
+                const ptrdiff_t cols = n - j0 < np ? n - j0 : np;             \
+                const T *Pp = P + (j0 * k + k0 * np);                         \
                 if (cols <= W) /* the last columns fit one vector */          \
                     RNC_PG_R(rnc_pg_micro1_##SUF, R, MR, kc, Ap, Pp, np,      \
                              C + r0 * ldc + j0, ldc, cols, load_c)            \
@@ -184,6 +189,16 @@ RNC_DEFINE_PACKED_GEMM(f32_v4, float, rnc_f32x16, 16, 12, 2, RNC_V4)
 RNC_DEFINE_PACKED_GEMM(f64_v4, double, rnc_f64x8, 8, 12, 2, RNC_V4)
 
 #define RNC_PACKED_GEMM_DISPATCH(SUF, T)                                      \
+RNC_UNUSED static void rnc_pack_##SUF(ptrdiff_t k, ptrdiff_t n, const T *M,   \
+                                      int trans, T *P)                        \
+{                                                                             \
+    if (__builtin_cpu_supports("x86-64-v4"))                                  \
+        rnc_pack_np_##SUF(rnc_panel_##SUF##_v4, k, n, M, trans, P);           \
+    else if (__builtin_cpu_supports("x86-64-v3"))                             \
+        rnc_pack_np_##SUF(rnc_panel_##SUF##_v3, k, n, M, trans, P);           \
+    else                                                                      \
+        rnc_pack_np_##SUF(rnc_panel_##SUF##_base, k, n, M, trans, P);         \
+}                                                                             \
 RNC_UNUSED static void rnc_packed_gemm_##SUF(                                 \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *P,            \
     int accumulate, T *C, ptrdiff_t ldc)                                      \
@@ -197,6 +212,11 @@ RNC_UNUSED static void rnc_packed_gemm_##SUF(                                 \
 }
 #else
 #define RNC_PACKED_GEMM_DISPATCH(SUF, T)                                      \
+RNC_UNUSED static void rnc_pack_##SUF(ptrdiff_t k, ptrdiff_t n, const T *M,   \
+                                      int trans, T *P)                        \
+{                                                                             \
+    rnc_pack_np_##SUF(rnc_panel_##SUF##_base, k, n, M, trans, P);             \
+}                                                                             \
 RNC_UNUSED static void rnc_packed_gemm_##SUF(                                 \
     ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *A, const T *P,            \
     int accumulate, T *C, ptrdiff_t ldc)                                      \
@@ -211,6 +231,11 @@ RNC_PACKED_GEMM_DISPATCH(f64, double)
 #else /* no vector extensions (MSVC): the plain loop over the packed panels */
 
 #define RNC_DEFINE_PACKED_GEMM_PLAIN(SUF, T)                                  \
+static void rnc_pack_##SUF(ptrdiff_t k, ptrdiff_t n, const T *M, int trans,   \
+                           T *P)                                              \
+{                                                                             \
+    rnc_pack_np_##SUF(RNC_PANEL_BYTES / sizeof(T), k, n, M, trans, P);        \
+}                                                                             \
 static void rnc_packed_gemm_##SUF(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,      \
                                   const T *A, const T *P, int accumulate,     \
                                   T *C, ptrdiff_t ldc)                        \
