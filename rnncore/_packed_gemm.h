@@ -69,8 +69,9 @@ RNC_DEFINE_PACK(f64, double)
 
 #if defined(__GNUC__) || defined(__clang__)
 
-/* The micro-kernel: R (1..MR) rows by NV vectors of W lanes at column c0 of
-   a panel, `cols` of them valid (the rest are padding and are not stored).
+/* The micro-kernel: R (1..MR) rows by NV vectors of W lanes, one panel of
+   np columns (a row of it every np elements from Pp), `cols` of them valid
+   (the rest are padding and are not stored).
    R is a constant at every call site, so acc is registers.  The
    accumulators start from C (when load_c) and take the slab's rows in
    order, and C between slabs holds them exactly, so each element of C is
@@ -138,7 +139,7 @@ ATTR RNC_INLINE void NAME(const int R, ptrdiff_t kc, const T *Ap,             \
     }
 
 /* C (m×n) (+)= A (m×k)·B, B packed in P; MR rows per block, NV vectors of
-   W lanes per kernel call (a panel is np / (NV·W) such calls). */
+   W lanes per kernel call, which is one panel. */
 #define RNC_DEFINE_PACKED_GEMM(SUF, T, V, W, MR, NV, ATTR)                    \
 enum { rnc_panel_##SUF = NV * W };                                            \
 RNC_PG_MICRO(rnc_pg_micro_##SUF, T, V, W, MR, NV, ATTR)                       \
