@@ -201,8 +201,10 @@ cdef inline Py_ssize_t packed_len(Py_ssize_t H, const floating *w) noexcept nogi
 
 cdef inline bint packs(Py_ssize_t H, const floating *buf,
                        Py_ssize_t buf_len) noexcept nogil:
-    """Whether the per-step products take W packed: a buffer for it, and at
-    most 1/8 of the packed layout is padding."""
+    """Whether the per-step products take W packed: a buffer for it, and
+    padding of at most 1/8 of W in the layout of the widest panels
+    (packed_len, enough for every instruction set's narrower ones), so the
+    choice is the same on every CPU."""
     cdef Py_ssize_t plen = packed_len(H, buf)
     return H >= PACKED_MIN_H and buf_len >= plen and 8 * plen <= 9 * H * H
 
