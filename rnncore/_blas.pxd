@@ -260,7 +260,7 @@ cdef inline const floating *step_weights(StepKind kind, Py_ssize_t H,
         pack(H, H, W, transposed, buf)
         return buf
     if transposed:
-        transpose(H, W, buf)
+        transpose(H, H, W, H, buf, H)
         return buf
     return W
 

@@ -31,8 +31,10 @@ cdef extern from "_step_gemm.h" nogil:
                                 Py_ssize_t k, const double *A, Py_ssize_t lda,
                                 const double *B, Py_ssize_t ldb, double *C,
                                 Py_ssize_t ldc)
-    void rnc_transpose_f32(Py_ssize_t n, const float *W, float *WT)
-    void rnc_transpose_f64(Py_ssize_t n, const double *W, double *WT)
+    void rnc_transpose_f32(Py_ssize_t r, Py_ssize_t c, const float *W,
+                           Py_ssize_t ldw, float *WT, Py_ssize_t ldt)
+    void rnc_transpose_f64(Py_ssize_t r, Py_ssize_t c, const double *W,
+                           Py_ssize_t ldw, double *WT, Py_ssize_t ldt)
 
 
 cdef extern from "_packed_gemm.h" nogil:
@@ -113,13 +115,14 @@ cdef inline void small_gemm_strided_acc(bint trans_a, Py_ssize_t m, Py_ssize_t n
         rnc_small_gemm_acc_f64(trans_a, m, n, k, A, lda, B, ldb, C, ldc)
 
 
-cdef inline void transpose(Py_ssize_t n, const floating *W,
-                           floating *WT) noexcept nogil:
-    """WT (n×n) <- Wᵀ"""
+cdef inline void transpose(Py_ssize_t r, Py_ssize_t c, const floating *W,
+                           Py_ssize_t ldw, floating *WT,
+                           Py_ssize_t ldt) noexcept nogil:
+    """WT (c×r, leading dimension ldt) <- Wᵀ, W r×c (leading dimension ldw)"""
     if floating is float:
-        rnc_transpose_f32(n, W, WT)
+        rnc_transpose_f32(r, c, W, ldw, WT, ldt)
     else:
-        rnc_transpose_f64(n, W, WT)
+        rnc_transpose_f64(r, c, W, ldw, WT, ldt)
 
 
 cdef inline void pack(Py_ssize_t k, Py_ssize_t n, const floating *M, bint trans,
