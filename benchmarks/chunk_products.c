@@ -4,6 +4,9 @@
  * in gemm (rnncore/_blas.pxd): row-major C (m×n) += op(A)·B, with op(A) =
  * Aᵀ for the weight gradients δᵀ·x and δᵀ·h (A stored k×m) and A itself for
  * ∂L/∂h = dlogits·W_hy.  One thread, C, A and B warm in cache, best of 11.
+ * A second table times C = A·Bᵀ (the input projection x·W_xhᵀ and the
+ * logits h·W_hyᵀ) as gemm runs it in float32 for small products: a copy of
+ * Bᵀ (malloc, rnc_transpose_*, free at every call) and the same kernel.
  *
  * Build and run from the repository root (the library path is SciPy's):
  *
@@ -59,6 +62,44 @@ static void bench_##SUF(int ta, int m, int n, int k)                          \
 DEFINE_BENCH(float, f32, scipy_sgemm_)
 DEFINE_BENCH(double, f64, scipy_dgemm_)
 
+/* C (m×n) = A (m×k)·Bᵀ, B n×k: the copy of Bᵀ and the kernel, then BLAS. */
+#define DEFINE_BENCH_TB(T, SUF, BLAS)                                         \
+static void bench_tb_##SUF(int m, int n, int k)                               \
+{                                                                             \
+    T *A = malloc(sizeof(T) * m * k), *B = malloc(sizeof(T) * n * k);         \
+    T *C = calloc((size_t)m * n, sizeof(T));                                  \
+    const T one = 1, zero = 0;                                                \
+    for (long i = 0; i < (long)k * m; i++) A[i] = (T)(i % 7) * 0.01;          \
+    for (long i = 0; i < (long)k * n; i++) B[i] = (T)(i % 5) * 0.01;          \
+    const long reps = 20000000L / ((long)m * n * k) + 10;                     \
+    double own = 1e9, blas = 1e9;                                             \
+    for (int rep = 0; rep < 11; rep++) {                                      \
+        double t = now();                                                     \
+        for (long i = 0; i < reps; i++) {                                     \
+            T *Bt = malloc(sizeof(T) * n * k);                                \
+            rnc_transpose_##SUF(n, k, B, k, Bt, n);                           \
+            memset(C, 0, sizeof(T) * m * n);                                  \
+            rnc_small_gemm_acc_##SUF(0, m, n, k, A, k, Bt, n, C, n);          \
+            free(Bt);                                                         \
+        }                                                                     \
+        t = (now() - t) / reps;                                               \
+        own = t < own ? t : own;                                              \
+        t = now();                                                            \
+        for (long i = 0; i < reps; i++)                                       \
+            BLAS("T", "N", &n, &m, &k, &one, B, &k, A, &k, &zero, C, &n);     \
+        t = (now() - t) / reps;                                               \
+        blas = t < blas ? t : blas;                                           \
+    }                                                                         \
+    printf("| %s | A·Bᵀ | %d | %d | %d | %.2f | %.2f | %.2f |\n", #SUF, m, n,  \
+           k, own * 1e6, blas * 1e6, blas / own);                             \
+    free(A);                                                                  \
+    free(B);                                                                  \
+    free(C);                                                                  \
+}
+
+DEFINE_BENCH_TB(float, f32, scipy_sgemm_)
+DEFINE_BENCH_TB(double, f64, scipy_dgemm_)
+
 int main(void)
 {
     /* {Aᵀ?, m, n, k}: the small and medium workloads' chunk products
@@ -80,5 +121,20 @@ int main(void)
         bench_f32(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3]);
     for (size_t s = 0; s < count; s++)
         bench_f64(shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3]);
+
+    /* {m, n, k} of A·Bᵀ: the tiny workload's projection and logits, fewer
+       rows, and shapes at the 2^18 multiply-add limit */
+    static const int tb_shapes[][3] = {
+        {1, 100, 65}, {4, 100, 65}, {8, 100, 65}, {16, 100, 65},
+        {25, 100, 65}, {25, 65, 100}, {40, 65, 100}, {16, 128, 128},
+        {50, 64, 64}, {32, 64, 128},
+    };
+    printf("\n| dtype | product | m | n | k | copy + kernel µs | BLAS µs "
+           "| speed-up |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t s = 0; s < sizeof tb_shapes / sizeof *tb_shapes; s++)
+        bench_tb_f32(tb_shapes[s][0], tb_shapes[s][1], tb_shapes[s][2]);
+    for (size_t s = 0; s < sizeof tb_shapes / sizeof *tb_shapes; s++)
+        bench_tb_f64(tb_shapes[s][0], tb_shapes[s][1], tb_shapes[s][2]);
     return 0;
 }

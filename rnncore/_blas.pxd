@@ -6,6 +6,7 @@
 #     C = op(A)·op(B)   (row-major)   is computed as   Cᵀ = op(B)ᵀ·op(A)ᵀ,
 # i.e. the column-major routine with the operands swapped.
 from cython cimport floating
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -51,8 +52,8 @@ cdef enum:
     # Below this many multiply-adds gemm runs _step_gemm.h's kernel on op(A)·B
     # instead of BLAS, whose fixed cost per call (packing both operands, a
     # few µs) then exceeds the arithmetic: 1.2-2x faster there (a transposed
-    # B would need a dot-product kernel, which lost to BLAS: it stays on
-    # BLAS).  See docs/performance-notes.md.
+    # B would need a dot-product kernel, which lost to BLAS; float32 copies
+    # Bᵀ instead, see TRANSPOSED_B_MAX_BYTES).  See docs/performance-notes.md.
     SMALL_GEMM_MAX_FMAS = 1 << 18
     # Larger float32 products op(A)·B go to the same kernel too when B's
     # rows are narrow (at most SMALL_GEMM_MAX_ROW_BYTES: 128 columns) and
@@ -65,6 +66,18 @@ cdef enum:
     # past these limits BLAS won, and float64 was mixed, so it stays on BLAS.
     SMALL_GEMM_MAX_ROW_BYTES = 512
     SMALL_GEMM_MAX_BYTES = 1 << 18
+    # A float32 product A·Bᵀ of at most SMALL_GEMM_MAX_FMAS multiply-adds
+    # and at least TRANSPOSED_B_MIN_ROWS rows (the input projection x·W_xhᵀ
+    # and the logits h·W_hyᵀ of short calls) runs in the same kernel on a
+    # copy of Bᵀ, when that copy takes at most TRANSPOSED_B_MAX_BYTES (malloc
+    # serves it from the heap, without a system call).  On an AVX2 Zen 3,
+    # copy included, 1.2-1.7x faster than SciPy's OpenBLAS from 16 rows (25
+    # × 100 × 65: 5.2 against 8.0 µs); fewer rows amortise the copy less,
+    # and on an AVX-512 Zen 4 a single row lost 4x to OpenBLAS's gemv.
+    # float64 lost or broke even: it stays on BLAS
+    # (benchmarks/chunk_products.c).
+    TRANSPOSED_B_MIN_ROWS = 16
+    TRANSPOSED_B_MAX_BYTES = 1 << 16
     # On CPUs that run AVX-512 at half rate (rnc_half_rate_avx512: AMD Zen
     # 4) the kernel beat SciPy's OpenBLAS on every such product measured
     # with rows of up to 256 columns, float32 and float64 alike, 1.03-1.55x,
@@ -109,6 +122,7 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
     The callers check in Python that every size fits BLAS's 32-bit int.
     """
     cdef Py_ssize_t i
+    cdef floating *bt
     if m == 0 or n == 0:
         return
     if k == 0:  # no product: C <- beta·C (BLAS rejects lda = 0)
@@ -128,6 +142,18 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
                 memset(c + i * ldc, 0, n * sizeof(floating))
         small_gemm_strided_acc(trans_a, m, n, k, a, lda, b, ldb, c, ldc)
         return
+    if (floating is float and trans_b and alpha == 1 and (beta == 0 or beta == 1)
+            and m >= TRANSPOSED_B_MIN_ROWS and m * n * k <= SMALL_GEMM_MAX_FMAS
+            and n * k * sizeof(float) <= TRANSPOSED_B_MAX_BYTES):
+        bt = <floating *>malloc(n * k * sizeof(floating))
+        if bt != NULL:  # else BLAS, below
+            transpose(n, k, b, ldb, bt, n)
+            if beta == 0:
+                for i in range(m):
+                    memset(c + i * ldc, 0, n * sizeof(floating))
+            small_gemm_strided_acc(trans_a, m, n, k, a, lda, bt, n, c, ldc)
+            free(bt)
+            return
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     cdef int im = <int>m, in_ = <int>n, ik = <int>k

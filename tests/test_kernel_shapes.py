@@ -458,6 +458,33 @@ def test_training_step_with_wide_chunk_products(rng, dtype, mode, B, D, H, C):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+# A·Bᵀ (the logits h·W_hyᵀ, the input projection x·W_xhᵀ) in float32 runs
+# on the small kernel over a copy of Bᵀ from 16 rows, up to 2^18
+# multiply-adds and a copy of 64 KiB (rnncore/_blas.pxd: gemm): rows either
+# side of 16, B's 8 × 8 tiles and their edges (65 × 100, 7 × 3), the copy's
+# limit (128 × 128) and one column past it, the multiply-add limit
+# (16 × 128 × 128) and one row past it
+@pytest.mark.parametrize("N,C,H", [(15, 65, 100), (16, 65, 100), (25, 65, 100),
+                                   (25, 100, 65), (40, 7, 3), (16, 128, 128),
+                                   (17, 128, 128), (16, 129, 128), (200, 5, 9)])
+def test_products_with_a_transposed_weight(rng, dtype, N, C, H):
+    feats = rng.uniform(-1, 1, (N, H))
+    W = rng.standard_normal((C, H))
+    b = rng.standard_normal(C)
+    args = [a.astype(dtype) for a in (feats, W, b)]
+    before = [a.copy() for a in args]
+    assert_close(rnncore.output_layer(*args), feats @ W.T + b, dtype,
+                 name="logits")
+    # the same product as the input projection of one step of N sequences
+    # (W_hh = 0 leaves tanh(x·W_xhᵀ + b_h))
+    x = args[0][None]
+    hs = rnncore.rnn_forward(x, args[1], np.zeros((C, C), dtype), args[2])
+    assert_close(hs[0], np.tanh(feats @ W.T + b), dtype, name="hs")
+    for got, want in zip(args, before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 # rows of the output layer (T·B in mode "seq", B in "last") around the
 # blocks it trains in (_output.OUTPUT_BLOCK_ROWS = 512, split evenly): one
 # block, one row past it, several; "first" and "last" leave the first or
