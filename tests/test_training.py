@@ -42,6 +42,26 @@ def test_fit_is_deterministic_for_a_seed(rng):
         np.testing.assert_array_equal(runs[0][1][k], runs[1][1][k])
 
 
+@pytest.mark.parametrize("mode", ["seq", "last"])
+def test_fit_takes_the_same_steps_on_either_path(rng, mode):
+    # float32 inputs to a float32 one-layer model take loss_and_grads' path
+    # without Arguments; the same values as float64 need a cast and take the
+    # general one: both must train to the same bits
+    x, y = sign_task(rng, N=40)
+    if mode == "seq":
+        y = (np.cumsum(x.sum(axis=2), axis=0) > 0).astype(int)
+    x = x.astype(np.float32)
+    runs = []
+    for inputs in (x, x.astype(np.float64)):
+        model = rnncore.RNN(2, 8, 2, dtype=np.float32, seed=3)
+        history = model.fit(inputs, y, mode=mode, epochs=2, batch_size=8, seed=5,
+                            optimizer="adam", progress=False)
+        runs.append((history["loss"], model.params))
+    assert runs[0][0] == runs[1][0]
+    for k in runs[0][1]:
+        np.testing.assert_array_equal(runs[0][1][k], runs[1][1][k])
+
+
 def test_fit_with_lengths_in_seq_mode_ignores_padding(rng):
     x = rng.standard_normal((7, 40, 3))
     y = (x[..., 0] > 0).astype(int)  # copy the sign of the first feature
