@@ -138,8 +138,21 @@ ATTR RNC_INLINE void NAME(const int R, ptrdiff_t kc, const T *Ap,             \
     default: FN(MR, __VA_ARGS__); break;                                      \
     }
 
-/* C (m×n) (+)= A (m×k)·B, B packed in P; MR rows per block, NV vectors of
-   W lanes per kernel call, which is one panel. */
+/* The rows of the next block when `left` rows remain: MR, except that the
+   last MR + r rows with r < MR/2 go in two blocks of about half each, whose
+   accumulators still keep both FMA pipes busy, instead of a full block and
+   a block of r rows, which cannot (32 rows with AVX2, 6 + 6 + 6 + 6 + 4 +
+   4 instead of 5 × 6 + 2: 83-84 GFLOP/s instead of 79-80 at 32 × 128 ×
+   128 on a Zen 3). */
+RNC_INLINE ptrdiff_t rnc_pg_rows(ptrdiff_t left, int MR)
+{
+    if (left <= MR) return left;
+    if (left < 2 * MR && 2 * (left - MR) < MR) return (left + 1) / 2;
+    return MR;
+}
+
+/* C (m×n) (+)= A (m×k)·B, B packed in P; MR rows per block (rnc_pg_rows),
+   NV vectors of W lanes per kernel call, which is one panel. */
 #define RNC_DEFINE_PACKED_GEMM(SUF, T, V, W, MR, NV, ATTR)                    \
 enum { rnc_panel_##SUF = NV * W };                                            \
 RNC_PG_MICRO(rnc_pg_micro_##SUF, T, V, W, MR, NV, ATTR)                       \
@@ -158,8 +171,8 @@ ATTR RNC_UNUSED static void rnc_packed_gemm_##SUF(                            \
     for (ptrdiff_t k0 = 0; k0 < k; k0 += RNC_KC) {                            \
         const ptrdiff_t kc = k - k0 < RNC_KC ? k - k0 : RNC_KC;               \
         const int load_c = accumulate || k0 > 0;                              \
-        for (ptrdiff_t r0 = 0; r0 < m; r0 += MR) {                            \
-            const int R = m - r0 < MR ? (int)(m - r0) : MR;                   \
+        for (ptrdiff_t r0 = 0, R; r0 < m; r0 += R) {                          \
+            R = rnc_pg_rows(m - r0, MR);                                      \
             for (int r = 0; r < R; r++)                                       \
                 for (ptrdiff_t i = 0; i < kc; i++)                            \
                     Ap[i * MR + r] = A[(r0 + r) * k + k0 + i];                \
