@@ -122,25 +122,12 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
     The callers check in Python that every size fits BLAS's 32-bit int.
     """
     cdef Py_ssize_t i
-    cdef floating *bt
+    cdef floating *bt = NULL
     if m == 0 or n == 0:
         return
     if k == 0:  # no product: C <- beta·C (BLAS rejects lda = 0)
         for i in range(m * n):
             c[i] = 0 if beta == 0 else beta * c[i]
-        return
-    if (not trans_b and alpha == 1 and (beta == 0 or beta == 1)
-            and (m * n * k <= SMALL_GEMM_MAX_FMAS
-                 or (floating is float
-                     and n * sizeof(float) <= SMALL_GEMM_MAX_ROW_BYTES
-                     and k * (m + n) * sizeof(float) <= SMALL_GEMM_MAX_BYTES)
-                 or (n * sizeof(floating) <= HALF_RATE_MAX_ROW_BYTES
-                     and k * n * sizeof(floating) <= HALF_RATE_MAX_B_BYTES
-                     and rnc_half_rate_avx512()))):
-        if beta == 0:
-            for i in range(m):
-                memset(c + i * ldc, 0, n * sizeof(floating))
-        small_gemm_strided_acc(trans_a, m, n, k, a, lda, b, ldb, c, ldc)
         return
     if (floating is float and trans_b and alpha == 1 and (beta == 0 or beta == 1)
             and m >= TRANSPOSED_B_MIN_ROWS and m * n * k <= SMALL_GEMM_MAX_FMAS
@@ -148,12 +135,21 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
         bt = <floating *>malloc(n * k * sizeof(floating))
         if bt != NULL:  # else BLAS, below
             transpose(n, k, b, ldb, bt, n)
-            if beta == 0:
-                for i in range(m):
-                    memset(c + i * ldc, 0, n * sizeof(floating))
-            small_gemm_strided_acc(trans_a, m, n, k, a, lda, bt, n, c, ldc)
-            free(bt)
-            return
+            b, ldb = bt, n  # op(B) as stored: the kernel below reads it
+    if (bt != NULL or (not trans_b and alpha == 1 and (beta == 0 or beta == 1)
+            and (m * n * k <= SMALL_GEMM_MAX_FMAS
+                 or (floating is float
+                     and n * sizeof(float) <= SMALL_GEMM_MAX_ROW_BYTES
+                     and k * (m + n) * sizeof(float) <= SMALL_GEMM_MAX_BYTES)
+                 or (n * sizeof(floating) <= HALF_RATE_MAX_ROW_BYTES
+                     and k * n * sizeof(floating) <= HALF_RATE_MAX_B_BYTES
+                     and rnc_half_rate_avx512())))):
+        if beta == 0:
+            for i in range(m):
+                memset(c + i * ldc, 0, n * sizeof(floating))
+        small_gemm_strided_acc(trans_a, m, n, k, a, lda, b, ldb, c, ldc)
+        free(bt)
+        return
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     cdef int im = <int>m, in_ = <int>n, ik = <int>k

@@ -377,12 +377,17 @@ class RNN:
         ValueError, TypeError
             Bad shapes, dtypes, modes, lengths or targets, naming the argument.
         """
+        return self._step(x, targets, mode, h0, lengths, ignore_index)
+
+    def _step(self, x, targets, mode, h0, lengths, ignore_index, ws=None):
+        """loss_and_grads: _plain_step where it applies, else _train_step
+        on the workspace ``ws`` (a new one when None)."""
         if h0 is None and lengths is None and self.num_layers == 1:
             done = self._plain_step(x, targets, mode, ignore_index)
             if done is not None:
                 return done
         return self._train_step(x, targets, mode, h0, lengths, ignore_index,
-                                Workspace())
+                                Workspace() if ws is None else ws)
 
     def _plain_step(self, x, targets, mode, ignore_index):
         """loss_and_grads of a one-layer, one-direction model whose arguments
