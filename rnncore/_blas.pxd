@@ -136,14 +136,15 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
         if bt != NULL:  # else BLAS, below
             transpose(n, k, b, ldb, bt, n)
             b, ldb = bt, n  # op(B) as stored: the kernel below reads it
-    if (bt != NULL or (not trans_b and alpha == 1 and (beta == 0 or beta == 1)
+    if bt != NULL or (
+            not trans_b and alpha == 1 and (beta == 0 or beta == 1)
             and (m * n * k <= SMALL_GEMM_MAX_FMAS
                  or (floating is float
                      and n * sizeof(float) <= SMALL_GEMM_MAX_ROW_BYTES
                      and k * (m + n) * sizeof(float) <= SMALL_GEMM_MAX_BYTES)
                  or (n * sizeof(floating) <= HALF_RATE_MAX_ROW_BYTES
                      and k * n * sizeof(floating) <= HALF_RATE_MAX_B_BYTES
-                     and rnc_half_rate_avx512())))):
+                     and rnc_half_rate_avx512()))):
         if beta == 0:
             for i in range(m):
                 memset(c + i * ldc, 0, n * sizeof(floating))
