@@ -18,11 +18,16 @@
  * length of P for the widest panels, enough for every layout.
  *
  * Blocking: for each slab of KC rows of B (it stays in L2 while every block
- * of MR rows of A passes over it), a block of MR rows × KC of A is copied
- * interleaved (row i of the copy holds A[r][i] for the MR rows r) to the
- * stack, where it stays in L1 while the kernel runs over every panel.  The
- * kernel keeps an MR × NV-vector block of C in registers, loads NV vectors of
- * one packed row per step of the k loop and broadcasts MR elements of A.
+ * of MR rows of A passes over it), a block of MR rows × KC of A stays in L1
+ * while the kernel runs over every panel.  The kernel keeps an MR ×
+ * NV-vector block of C in registers, loads NV vectors of one packed row per
+ * step of the k loop and broadcasts MR elements of A.  With AVX2 it reads
+ * those rows of A where they are, as long as they lie less than 4 KiB apart
+ * (RNC_DIRECT_A_BYTES); otherwise, and with AVX-512 and the baseline, the
+ * block is first copied interleaved (row i of the copy holds A[r][i] for the
+ * MR rows r) to the stack.  On a Zen 3 the copy cost the AVX2 kernel 6-11%
+ * at H = 100-256 and gained at most 1% on rows 4 KiB apart or more, whose
+ * cache lines compete for the same sets of L1 (docs/performance-notes.md).
  *
  * The kernel body is one source compiled per instruction set (AVX-512,
  * AVX2, the baseline), as in _step_gemm.h.
@@ -35,6 +40,8 @@
 /* the widest panel, for rnc_packed_len_* */
 #define RNC_PANEL_BYTES 128
 #define RNC_KC 256
+/* rows of A closer than this are read in place by the kernels that may */
+#define RNC_DIRECT_A_BYTES 4096
 #ifndef RNC_PF
 #define RNC_PF 16
 #endif
@@ -71,7 +78,8 @@ RNC_DEFINE_PACK(f64, double)
 
 /* The micro-kernel: R (1..MR) rows by NV vectors of W lanes, one panel of
    np columns (a row of it every np elements from Pp), `cols` of them valid
-   (the rest are padding and are not stored).
+   (the rest are padding and are not stored).  A[r][i] is Ap[r·a_rs +
+   i·a_is]: rows of A in place, or their interleaved copy.
    R is a constant at every call site, so acc is registers.  The
    accumulators start from C (when load_c) and take the slab's rows in
    order, and C between slabs holds them exactly, so each element of C is
@@ -79,8 +87,9 @@ RNC_DEFINE_PACK(f64, double)
    kernels give the same bits, whichever a product runs in. */
 #define RNC_PG_MICRO(NAME, T, V, W, MR, NV, ATTR)                             \
 ATTR RNC_INLINE void NAME(const int R, ptrdiff_t kc, const T *Ap,             \
-                          const T *Pp, ptrdiff_t np, T *C, ptrdiff_t ldc,     \
-                          ptrdiff_t cols, int load_c)                         \
+                          ptrdiff_t a_rs, ptrdiff_t a_is, const T *Pp,        \
+                          ptrdiff_t np, T *C, ptrdiff_t ldc, ptrdiff_t cols,  \
+                          int load_c)                                         \
 {                                                                             \
     V acc[MR][NV], b[NV];                                                     \
     T tile[MR][NV * W];                                                       \
@@ -106,7 +115,7 @@ ATTR RNC_INLINE void NAME(const int R, ptrdiff_t kc, const T *Ap,             \
         for (int v = 0; v < NV; v++)                                          \
             memcpy(&b[v], Pp + i * np + v * W, sizeof(V));                    \
         for (int r = 0; r < R; r++) {                                         \
-            const T a = Ap[i * MR + r];                                       \
+            const T a = Ap[r * a_rs + i * a_is];                              \
             for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];               \
         }                                                                     \
     }                                                                         \
@@ -152,8 +161,10 @@ RNC_INLINE ptrdiff_t rnc_pg_rows(ptrdiff_t left, int MR)
 }
 
 /* C (m×n) (+)= A (m×k)·B, B packed in P; MR rows per block (rnc_pg_rows),
-   NV vectors of W lanes per kernel call, which is one panel. */
-#define RNC_DEFINE_PACKED_GEMM(SUF, T, V, W, MR, NV, ATTR)                    \
+   NV vectors of W lanes per kernel call, which is one panel.  DIRECT: the
+   kernel may read A in place (a constant, so that the copy's strides stay
+   constants where it may not). */
+#define RNC_DEFINE_PACKED_GEMM(SUF, T, V, W, MR, NV, DIRECT, ATTR)            \
 enum { rnc_panel_##SUF = NV * W };                                            \
 RNC_PG_MICRO(rnc_pg_micro_##SUF, T, V, W, MR, NV, ATTR)                       \
 RNC_PG_MICRO(rnc_pg_micro1_##SUF, T, V, W, MR, 1, ATTR)                       \
@@ -162,6 +173,7 @@ ATTR RNC_UNUSED static void rnc_packed_gemm_##SUF(                            \
     int accumulate, T *C, ptrdiff_t ldc)                                      \
 {                                                                             \
     const ptrdiff_t np = NV * W; /* a panel: one call of the micro-kernel */ \
+    const int direct = DIRECT && k * (ptrdiff_t)sizeof(T) < RNC_DIRECT_A_BYTES; \
     T Ap[RNC_KC * MR] __attribute__((aligned(64)));                           \
     if (k == 0) {                                                             \
         if (!accumulate)                                                      \
@@ -172,35 +184,41 @@ ATTR RNC_UNUSED static void rnc_packed_gemm_##SUF(                            \
         const ptrdiff_t kc = k - k0 < RNC_KC ? k - k0 : RNC_KC;               \
         const int load_c = accumulate || k0 > 0;                              \
         for (ptrdiff_t r0 = 0, R; r0 < m; r0 += R) {                          \
+            const T *a = A + r0 * k + k0;                                     \
+            ptrdiff_t a_rs = k, a_is = 1;                                     \
             R = rnc_pg_rows(m - r0, MR);                                      \
-            for (int r = 0; r < R; r++)                                       \
-                for (ptrdiff_t i = 0; i < kc; i++)                            \
-                    Ap[i * MR + r] = A[(r0 + r) * k + k0 + i];                \
+            if (!direct) {                                                    \
+                for (int r = 0; r < R; r++)                                   \
+                    for (ptrdiff_t i = 0; i < kc; i++)                        \
+                        Ap[i * MR + r] = a[r * k + i];                        \
+                a = Ap, a_rs = 1, a_is = MR;                                  \
+            }                                                                 \
             for (ptrdiff_t j0 = 0; j0 < n; j0 += np) {                        \
                 const ptrdiff_t cols = n - j0 < np ? n - j0 : np;             \
                 const T *Pp = P + (j0 * k + k0 * np);                         \
                 if (cols <= W) /* the last columns fit one vector */          \
-                    RNC_PG_R(rnc_pg_micro1_##SUF, R, MR, kc, Ap, Pp, np,      \
-                             C + r0 * ldc + j0, ldc, cols, load_c)            \
+                    RNC_PG_R(rnc_pg_micro1_##SUF, R, MR, kc, a, a_rs, a_is,   \
+                             Pp, np, C + r0 * ldc + j0, ldc, cols, load_c)    \
                 else                                                          \
-                    RNC_PG_R(rnc_pg_micro_##SUF, R, MR, kc, Ap, Pp, np,       \
-                             C + r0 * ldc + j0, ldc, cols, load_c)            \
+                    RNC_PG_R(rnc_pg_micro_##SUF, R, MR, kc, a, a_rs, a_is,    \
+                             Pp, np, C + r0 * ldc + j0, ldc, cols, load_c)    \
             }                                                                 \
         }                                                                     \
     }                                                                         \
 }
 
 /* The baseline: 16-byte vectors, 4 rows × 2 vectors (8 accumulators). */
-RNC_DEFINE_PACKED_GEMM(f32_base, float, rnc_f32x4, 4, 4, 2, )
-RNC_DEFINE_PACKED_GEMM(f64_base, double, rnc_f64x2, 2, 4, 2, )
+RNC_DEFINE_PACKED_GEMM(f32_base, float, rnc_f32x4, 4, 4, 2, 0, )
+RNC_DEFINE_PACKED_GEMM(f64_base, double, rnc_f64x2, 2, 4, 2, 0, )
 
 #if RNC_HAVE_DISPATCH
-/* AVX2 (16 registers): 6 rows × 2 vectors; AVX-512 (32 registers): 12 rows
-   × 2 vectors (24 accumulators, 2 loads, the broadcast). */
-RNC_DEFINE_PACKED_GEMM(f32_v3, float, rnc_f32x8, 8, 6, 2, RNC_V3)
-RNC_DEFINE_PACKED_GEMM(f64_v3, double, rnc_f64x4, 4, 6, 2, RNC_V3)
-RNC_DEFINE_PACKED_GEMM(f32_v4, float, rnc_f32x16, 16, 12, 2, RNC_V4)
-RNC_DEFINE_PACKED_GEMM(f64_v4, double, rnc_f64x8, 8, 12, 2, RNC_V4)
+/* AVX2 (16 registers): 6 rows × 2 vectors, A read in place; AVX-512 (32
+   registers): 12 rows × 2 vectors (24 accumulators, 2 loads, the
+   broadcast), A copied (its 12 rows were not measured in place). */
+RNC_DEFINE_PACKED_GEMM(f32_v3, float, rnc_f32x8, 8, 6, 2, 1, RNC_V3)
+RNC_DEFINE_PACKED_GEMM(f64_v3, double, rnc_f64x4, 4, 6, 2, 1, RNC_V3)
+RNC_DEFINE_PACKED_GEMM(f32_v4, float, rnc_f32x16, 16, 12, 2, 0, RNC_V4)
+RNC_DEFINE_PACKED_GEMM(f64_v4, double, rnc_f64x8, 8, 12, 2, 0, RNC_V4)
 
 #define RNC_PACKED_GEMM_DISPATCH(SUF, T)                                      \
 RNC_UNUSED static void rnc_pack_##SUF(ptrdiff_t k, ptrdiff_t n, const T *M,   \
