@@ -16,6 +16,8 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cython cimport floating
 from libc.math cimport INFINITY, fabs, pow, sqrt, sqrtf
 
+from rnncore._simd cimport rnc_adam_f32, rnc_adam_f64
+
 
 cdef class Arrays:
     """A fixed list of writeable C-contiguous arrays of one float dtype,
@@ -226,27 +228,18 @@ def adagrad(Arrays params not None, list grads not None, Arrays sums not None,
 
 # ---- Adam / AdamW ----------------------------------------------------------
 
-cdef void adam_array(Py_ssize_t n, floating *p, const floating *g, floating *m,
-                     floating *v, floating decay, floating l2, floating w1,
-                     floating beta2, floating c2, floating neg_step,
-                     floating eps) noexcept nogil:
+cdef inline void adam_array(Py_ssize_t n, floating *p, const floating *g,
+                            floating *m, floating *v, floating decay,
+                            floating l2, floating w1, floating beta2,
+                            floating c2, floating neg_step,
+                            floating eps) noexcept nogil:
     """d = g + l2·p;  m = lerp(m, d, w1);  v = β₂·v + c2·d²;
-    p = decay·p + neg_step·m / (√v + eps)."""
-    cdef Py_ssize_t i
-    cdef floating d, diff, mi, vi
-    # torch's lerp: m + w (d - m) for w < 0.5, else d - (1 - w)(d - m)
-    cdef bint small = w1 < 0.5
-    cdef floating w1c = 1 - w1
-    for i in range(n):
-        d = g[i]
-        if l2 != 0:
-            d = d + l2 * p[i]
-        diff = d - m[i]
-        mi = m[i] + w1 * diff if small else d - diff * w1c
-        vi = v[i] * beta2 + c2 * d * d
-        m[i] = mi
-        v[i] = vi
-        p[i] = p[i] * decay + neg_step * mi / (root(vi) + eps)
+    p = decay·p + neg_step·m / (√v + eps): rnc_adam_* in _simd.h, whose
+    clones run at the CPU's SIMD width."""
+    if floating is float:
+        rnc_adam_f32(n, p, g, m, v, decay, l2, w1, beta2, c2, neg_step, eps)
+    else:
+        rnc_adam_f64(n, p, g, m, v, decay, l2, w1, beta2, c2, neg_step, eps)
 
 
 cdef void adam_all(Arrays params, Arrays exp_avg, Arrays exp_avg_sq,

@@ -14,6 +14,12 @@ cdef extern from "_simd.h" nogil:
                                float *zmax)
     double rnc_softmax_row_f64(const double *z, double *p, Py_ssize_t n,
                                double scale, double *zmax)
+    void rnc_adam_f32(Py_ssize_t n, float *p, const float *g, float *m,
+                      float *v, float decay, float l2, float w1, float beta2,
+                      float c2, float neg_step, float eps)
+    void rnc_adam_f64(Py_ssize_t n, double *p, const double *g, double *m,
+                      double *v, double decay, double l2, double w1,
+                      double beta2, double c2, double neg_step, double eps)
     const char *rnc_simd_isa()
     bint rnc_half_rate_avx512()
 

@@ -331,6 +331,25 @@ def test_nonfinite_gradients_propagate(rng):
     assert np.isfinite(np.delete(params["b_y"], 1)).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW])
+def test_an_infinite_parameter_without_l2_decay_stays_infinite(rng, dtype, cls):
+    """Adam adds weight_decay·p to the gradient only when weight_decay is
+    not 0 (as torch does), so an infinite parameter does not turn its
+    moments into NaN (g + 0·inf would)."""
+    params = model_params(rng, dtype)
+    W = params["W_hh_l0"]
+    W[1, 2] = np.inf
+    grads = random_grads(rng, params, 1)[0]
+    opt = cls(params, lr=0.1, weight_decay=0.0)
+    opt.step(grads)
+    opt.step(grads)
+    assert W[1, 2] == np.inf
+    assert np.isfinite(np.delete(W.ravel(), 1 * W.shape[1] + 2)).all()
+    for buffer in ("exp_avg", "exp_avg_sq"):
+        assert np.isfinite(opt.state_dict()[f"state/W_hh_l0/{buffer}"]).all()
+
+
 # ---- gradient clipping ------------------------------------------------------
 
 def numpy_norm(grads, p):
