@@ -8,7 +8,9 @@ float32 parameters are updated in float32 arithmetic, as torch.optim updates
 them, and the loops vectorise at the dtype's width.  The operations follow
 torch.optim's single-tensor code in the same order (except that Adam's
 second bias correction is folded into its step size and eps, saving a
-division per element), so the two agree to rounding.
+division per element), so the two agree to rounding.  The loops with
+square roots, divisions or a long sum (Adam's, Adagrad's, the 2-norm's) are
+in _simd.h, cloned per instruction set like the other element-wise kernels.
 """
 from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
@@ -16,7 +18,9 @@ from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cython cimport floating
 from libc.math cimport INFINITY, fabs, pow, sqrt, sqrtf
 
-from rnncore._simd cimport rnc_adam_f32, rnc_adam_f64
+from rnncore._simd cimport (rnc_adagrad_f32, rnc_adagrad_f64, rnc_adam_f32,
+                            rnc_adam_f64, rnc_sum_squares_f32,
+                            rnc_sum_squares_f64)
 
 
 cdef class Arrays:
@@ -189,19 +193,15 @@ def sgd(Arrays params not None, list grads not None, Arrays bufs,
 
 # ---- Adagrad ---------------------------------------------------------------
 
-cdef void adagrad_array(Py_ssize_t n, floating *p, const floating *g,
-                        floating *s, floating neg_clr, floating l2,
-                        floating eps) noexcept nogil:
-    """d = g + l2·p;  s += d²;  p += neg_clr·d / (√s + eps)."""
-    cdef Py_ssize_t i
-    cdef floating d, si
-    for i in range(n):
-        d = g[i]
-        if l2 != 0:
-            d = d + l2 * p[i]
-        si = s[i] + d * d
-        s[i] = si
-        p[i] = p[i] + neg_clr * d / (root(si) + eps)
+cdef inline void adagrad_array(Py_ssize_t n, floating *p, const floating *g,
+                               floating *s, floating neg_clr, floating l2,
+                               floating eps) noexcept nogil:
+    """d = g + l2·p;  s += d²;  p += neg_clr·d / (√s + eps): rnc_adagrad_*
+    in _simd.h, whose clones run at the CPU's SIMD width."""
+    if floating is float:
+        rnc_adagrad_f32(n, p, g, s, neg_clr, l2, eps)
+    else:
+        rnc_adagrad_f64(n, p, g, s, neg_clr, l2, eps)
 
 
 cdef void adagrad_all(Arrays params, Arrays sums, floating neg_clr,
@@ -290,25 +290,18 @@ cdef double max_abs(Py_ssize_t n, const floating *g) noexcept nogil:
 
 cdef double pow_sum_array(Py_ssize_t n, const floating *g,
                           double p) noexcept nogil:
-    """Σ |g|^p in double; four partial sums break the dependency chain of
-    the additions (a single accumulator runs at one add per latency)."""
+    """Σ |g|^p in double.  p = 2 (the default norm) is rnc_sum_squares_* in
+    _simd.h, at the CPU's SIMD width; for p = 1 four partial sums break the
+    dependency chain of the additions (a single accumulator runs at one add
+    per latency)."""
     cdef Py_ssize_t i, n4 = n - n % 4
     cdef double s0 = 0, s1 = 0, s2 = 0, s3 = 0
-    cdef double a0, a1, a2, a3
     if p == 2:
-        for i in range(0, n4, 4):
-            a0 = g[i]
-            a1 = g[i + 1]
-            a2 = g[i + 2]
-            a3 = g[i + 3]
-            s0 += a0 * a0
-            s1 += a1 * a1
-            s2 += a2 * a2
-            s3 += a3 * a3
-        for i in range(n4, n):
-            a0 = g[i]
-            s0 += a0 * a0
-    elif p == 1:
+        if floating is float:
+            return rnc_sum_squares_f32(n, g)
+        else:
+            return rnc_sum_squares_f64(n, g)
+    if p == 1:
         for i in range(0, n4, 4):
             s0 += fabs(g[i])
             s1 += fabs(g[i + 1])

@@ -1,6 +1,7 @@
 /*
  * Element-wise kernels of rnncore: tanh, its backward step, exp, the
- * softmax of one row and the Adam update.  (The per-step product is in _step_gemm.h.)
+ * softmax of one row, and the optimisers' loops that take square roots,
+ * divisions or long sums (Adam, Adagrad, the 2-norm of gradient clipping).  (The per-step product is in _step_gemm.h.)
  *
  * Every scalar function is branch-free straight-line arithmetic so that the
  * array loops below vectorise at the full SIMD width without -ffast-math
@@ -251,6 +252,39 @@ RNC_DISPATCH RNC_UNUSED static void rnc_adam_##SUFFIX(                      \
         v[i] = vi;                                                           \
         p[i] = p[i] * decay + neg_step * mi / (SQRT(vi) + eps);              \
     }                                                                        \
+}                                                                            \
+                                                                             \
+/* One Adagrad step: d = g + l2·p (g when l2 is 0); s <- s + d²;            \
+   p <- p + neg_clr·d / (√s + eps). */                                       \
+RNC_DISPATCH RNC_UNUSED static void rnc_adagrad_##SUFFIX(                   \
+    ptrdiff_t n, T *p, const T *g, T *s, T neg_clr, T l2, T eps)             \
+{                                                                            \
+    RNC_SIMD                                                                 \
+    for (ptrdiff_t i = 0; i < n; i++) {                                      \
+        const T d = l2 != 0 ? g[i] + l2 * p[i] : g[i];                       \
+        const T si = s[i] + d * d;                                           \
+        s[i] = si;                                                           \
+        p[i] = p[i] + neg_clr * d / (SQRT(si) + eps);                        \
+    }                                                                        \
+}                                                                            \
+                                                                             \
+/* Σ g² in double (gradient clipping's 2-norm); NaN propagates.  Sixteen    \
+   partial sums, lane j taking the elements j mod 16: several independent   \
+   vector chains (one reduction vector would wait on the latency of each    \
+   add), in the same order whatever the vector width. */                    \
+RNC_DISPATCH RNC_UNUSED static double rnc_sum_squares_##SUFFIX(             \
+    ptrdiff_t n, const T *g)                                                 \
+{                                                                            \
+    double acc[16] = {0}, s = 0;                                             \
+    ptrdiff_t i = 0;                                                         \
+    for (; i + 16 <= n; i += 16) {                                           \
+        RNC_SIMD                                                             \
+        for (int j = 0; j < 16; j++)                                         \
+            acc[j] += (double)g[i + j] * (double)g[i + j];                   \
+    }                                                                        \
+    for (; i < n; i++) s += (double)g[i] * (double)g[i];                     \
+    for (int j = 0; j < 16; j++) s += acc[j];                                \
+    return s;                                                                \
 }
 
 RNC_DEFINE_KERNELS(float, f32, rnc_tanhf, rnc_expf, log, sqrtf)

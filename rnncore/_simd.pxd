@@ -20,6 +20,12 @@ cdef extern from "_simd.h" nogil:
     void rnc_adam_f64(Py_ssize_t n, double *p, const double *g, double *m,
                       double *v, double decay, double l2, double w1,
                       double beta2, double c2, double neg_step, double eps)
+    void rnc_adagrad_f32(Py_ssize_t n, float *p, const float *g, float *s,
+                         float neg_clr, float l2, float eps)
+    void rnc_adagrad_f64(Py_ssize_t n, double *p, const double *g, double *s,
+                         double neg_clr, double l2, double eps)
+    double rnc_sum_squares_f32(Py_ssize_t n, const float *g)
+    double rnc_sum_squares_f64(Py_ssize_t n, const double *g)
     const char *rnc_simd_isa()
     bint rnc_half_rate_avx512()
 

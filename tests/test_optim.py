@@ -444,6 +444,22 @@ def test_clip_grad_norm_nonfinite(rng, bad):
             np.testing.assert_array_equal(grads[k], original[k])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 47])
+def test_two_norm_over_blocks_and_tail(rng, dtype, n):
+    """The 2-norm sums 16 lanes of partial sums, then the elements past the
+    last whole 16: every element counts once, and a NaN anywhere makes the
+    norm NaN."""
+    g = rng.standard_normal(n).astype(dtype)
+    grads = {"g": g.copy()}
+    want = math.sqrt(float(np.sum(g.astype(np.float64) ** 2)))
+    assert optim.clip_grad_norm(grads, math.inf) == pytest.approx(want, rel=1e-12)
+    for i in sorted({0, n // 2, n - 1}):
+        grads = {"g": g.copy()}
+        grads["g"][i] = np.nan
+        assert math.isnan(optim.clip_grad_norm(grads, 1.0))
+
+
 def test_inf_norm_sees_nan_anywhere(rng):
     grads = {"a": np.array([1.0, np.nan, 5.0]), "b": np.array([7.0])}
     assert math.isnan(optim.clip_grad_norm(grads, 1.0, norm_type=math.inf))
