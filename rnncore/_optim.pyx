@@ -16,7 +16,7 @@ from cpython.buffer cimport (PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE,
                              PyBuffer_Release, PyObject_GetBuffer)
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cython cimport floating
-from libc.math cimport INFINITY, fabs, pow, sqrt, sqrtf
+from libc.math cimport INFINITY, fabs, pow
 
 from rnncore._simd cimport (rnc_adagrad_f32, rnc_adagrad_f64, rnc_adam_f32,
                             rnc_adam_f64, rnc_sum_squares_f32,
@@ -118,13 +118,6 @@ cdef class Arrays:
         for i in range(self.n_grads):
             PyBuffer_Release(&self.grads[i])
         self.n_grads = 0
-
-
-cdef inline floating root(floating x) noexcept nogil:
-    if floating is float:
-        return sqrtf(x)
-    else:
-        return sqrt(x)
 
 
 # ---- SGD -------------------------------------------------------------------
