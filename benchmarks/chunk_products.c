@@ -7,6 +7,9 @@
  * A second table times C = A·Bᵀ (the input projection x·W_xhᵀ and the
  * logits h·W_hyᵀ) as gemm runs it in float32 for small products: a copy of
  * Bᵀ (malloc, rnc_transpose_*, free at every call) and the same kernel.
+ * A third times the larger weight gradients C += Aᵀ·B in float32 as gemm
+ * runs them with AVX2 and without AVX-512: rnc_gemm_tn_f32
+ * (rnncore/_packed_gemm.h), which copies both operands row by row.
  *
  * Build and run from the repository root (the library path is SciPy's):
  *
@@ -21,7 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "_step_gemm.h"
+#include "_packed_gemm.h"
 #include "scipy_blas.h"
 
 /* One row of the table: the small kernel, then BLAS on the same operands
@@ -100,6 +103,41 @@ static void bench_tb_##SUF(int m, int n, int k)                               \
 DEFINE_BENCH_TB(float, f32, scipy_sgemm_)
 DEFINE_BENCH_TB(double, f64, scipy_dgemm_)
 
+/* C (m×n) += Aᵀ·B, A k×m, B k×n: rnc_gemm_tn_f32, then BLAS. */
+static void bench_tn(int m, int n, int k)
+{
+    float *A = malloc(sizeof(float) * k * m), *B = malloc(sizeof(float) * k * n);
+    float *C = calloc((size_t)m * n, sizeof(float));
+    const float one = 1;
+    for (long i = 0; i < (long)k * m; i++) A[i] = (float)(i % 7) * 0.01f;
+    for (long i = 0; i < (long)k * n; i++) B[i] = (float)(i % 5) * 0.01f;
+    const long reps = 200000000L / ((long)m * n * k) + 3;
+    double own = 1e9, blas = 1e9;
+    if (!rnc_gemm_tn_f32(m, n, k, A, m, B, n, 1, C, n)) {
+        printf("| f32 | Aᵀ·B | %d | %d | %d | – | – | – | (not on this CPU) |\n",
+               m, n, k);
+        return;
+    }
+    for (int rep = 0; rep < 11; rep++) {
+        double t = now();
+        for (long i = 0; i < reps; i++)
+            rnc_gemm_tn_f32(m, n, k, A, m, B, n, 1, C, n);
+        t = (now() - t) / reps;
+        own = t < own ? t : own;
+        t = now();
+        for (long i = 0; i < reps; i++)
+            scipy_sgemm_("N", "T", &n, &m, &k, &one, B, &n, A, &m, &one, C, &n);
+        t = (now() - t) / reps;
+        blas = t < blas ? t : blas;
+    }
+    const double flop = 2.0 * m * n * k * 1e-9;
+    printf("| f32 | Aᵀ·B | %d | %d | %d | %.1f | %.1f | %.1f | %.1f | %.2f |\n",
+           m, n, k, own * 1e6, blas * 1e6, flop / own, flop / blas, blas / own);
+    free(A);
+    free(B);
+    free(C);
+}
+
 int main(void)
 {
     /* {Aᵀ?, m, n, k}: the small and medium workloads' chunk products
@@ -136,5 +174,18 @@ int main(void)
         bench_tb_f32(tb_shapes[s][0], tb_shapes[s][1], tb_shapes[s][2]);
     for (size_t s = 0; s < sizeof tb_shapes / sizeof *tb_shapes; s++)
         bench_tb_f64(tb_shapes[s][0], tb_shapes[s][1], tb_shapes[s][2]);
+
+    /* {m, n, k} of Aᵀ·B: the medium workload's chunk of 384 rows (δᵀ·h,
+       δᵀ·x, dlogitsᵀ·h), other hidden sizes, and past TN_MAX_DIM */
+    static const int tn_shapes[][3] = {
+        {256, 256, 384}, {256, 128, 384}, {128, 256, 384}, {256, 256, 192},
+        {128, 128, 1024}, {100, 100, 800}, {256, 256, 64}, {256, 512, 256},
+        {512, 256, 256}, {512, 512, 256}, {1024, 512, 256}, {1024, 1024, 256},
+    };
+    printf("\n| dtype | product | m | n | k | kernel µs | BLAS µs "
+           "| kernel GFLOP/s | BLAS GFLOP/s | speed-up |\n");
+    printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (size_t s = 0; s < sizeof tn_shapes / sizeof *tn_shapes; s++)
+        bench_tn(tn_shapes[s][0], tn_shapes[s][1], tn_shapes[s][2]);
     return 0;
 }

@@ -61,6 +61,9 @@ cdef extern from "_packed_gemm.h" nogil:
     void rnc_packed_gemm_f64(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                              const double *A, const double *P, int accumulate,
                              double *C, Py_ssize_t ldc)
+    int rnc_gemm_tn_f32(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *A,
+                        Py_ssize_t lda, const float *B, Py_ssize_t ldb,
+                        int accumulate, float *C, Py_ssize_t ldc)
     ctypedef struct rnc_split_step:
         Py_ssize_t m, n, k
         const void *A

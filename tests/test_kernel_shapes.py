@@ -21,7 +21,7 @@ import pytest
 
 import reference
 import rnncore
-from rnn_util import assert_close, make_params, random_lengths
+from rnn_util import assert_close, make_params, make_problem, random_lengths
 from rnncore import _output, _recurrence, _training
 from rnncore._workspace import train_step_shapes
 
@@ -180,6 +180,52 @@ def test_large_steps_on_one_or_more_blas_threads(rng, dtype, n_threads):
     product over from the one-thread packed kernel: both give the same."""
     with rnncore.threads(n_threads):
         check_forward_and_backward(rng, dtype, 2, 64, 2, 512)
+
+
+# A backward chunk's weight gradients δᵀ·x, δᵀ·h_{t-1} and dlogitsᵀ·h, past
+# the small kernel's limits, run in float32 (with AVX2) in rnc_gemm_tn_f32
+# (rnncore/_packed_gemm.h), which copies δ in groups of 24 columns and x
+# and h in panels of 16: H = 250 ends in a group of 10 columns and a block
+# of 4 rows, D = 5 in a panel of one vector and D = 13 in a partial one,
+# C = 70 in a partial panel, and chunks of more than 256 rows take two
+# slabs.  On two threads each thread takes a run of the gradients' rows
+# (a left operand wider than its part).  float64 runs BLAS there.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("D", [5, 13])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_weight_gradients_of_chunks_of_many_rows(rng, dtype, D, n_threads):
+    T, B, H = 120, 24, 250
+    assert _recurrence.backward_steps(T, B, D, H, 4) * B > 256
+    with rnncore.threads(n_threads):
+        check_forward_and_backward(rng, dtype, T, B, D, H)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_output_gradients_of_chunks_of_many_rows(rng, dtype, n_threads):
+    """The training step's dW_hy = dlogitsᵀ·h, written by its first chunk
+    and added to by the others, with the layer's gradients as above."""
+    T, B, D, H, C = 120, 24, 13, 250, 70
+    assert _recurrence.backward_steps(T, B, D, H, 4, C) * B > 256
+    params, x, targets, kw = make_problem(rng, T, B, D, H, C, dtype,
+                                          with_h0=True)
+    with rnncore.threads(n_threads):
+        loss, grads, _ = rnncore.loss_and_grads(params, x, targets, **kw)
+
+    p = {k: v.astype(np.float64) for k, v in params.items()}
+    x64, h0 = x.astype(np.float64), kw["h0"].astype(np.float64)
+    lens = np.full(B, T)
+    hs = np_forward(x64, p["W_xh"], p["W_hh"], p["b_h"], h0, lens)
+    feats = hs.reshape(T * B, H)
+    want_loss, dlogits = reference.cross_entropy(feats @ p["W_hy"].T + p["b_y"],
+                                                 targets)
+    want = np_backward((dlogits @ p["W_hy"]).reshape(T, B, H), hs, x64,
+                       p["W_xh"], p["W_hh"], h0, lens)
+    assert_close(loss, want_loss, dtype, name="loss")
+    assert_close(grads["W_hy"], dlogits.T @ feats, dtype, name="W_hy")
+    assert_close(grads["b_y"], dlogits.sum(axis=0), dtype, name="b_y")
+    for name in ("W_xh", "W_hh", "b_h"):
+        assert_close(grads[name], want["d" + name], dtype, name=name)
 
 
 def test_the_kernels_know_the_blas_thread_count():
