@@ -100,12 +100,12 @@ cdef enum:
     # gradients, above the small kernel's limits) with C of at most
     # TN_MAX_DIM rows and columns run in _packed_gemm.h's rnc_gemm_tn_f32,
     # which copies both operands row by row instead of transposing them:
-    # on an AVX2 Zen 3, 1.04-1.14x faster than SciPy's OpenBLAS at 128-256
-    # rows and columns (the medium workload's 256 × 256 × 384: 571 against
-    # 597 µs), even at 256 × 512, slower at 512 rows and more, and slower
-    # in float64, where it is not used (benchmarks/chunk_products.c).  It
-    # runs only where it was measured, on CPUs with AVX2 and without
-    # AVX-512.
+    # on an AVX2 Zen 3, 1.04-1.15x faster than SciPy's OpenBLAS at 100-256
+    # rows and columns (the medium workload's 256 × 256 × 384: 574 against
+    # 595 µs), even at 256 × 512, slower from 512 rows, and slower in
+    # float64, which stays on BLAS (benchmarks/chunk_products.c, table in
+    # docs/performance-notes.md).  It runs only where it was measured, on
+    # CPUs with AVX2 and without AVX-512.
     TN_MAX_DIM = 256
 
 cdef enum StepKind:
