@@ -114,8 +114,11 @@ static void bench_tn(int m, int n, int k)
     const long reps = 200000000L / ((long)m * n * k) + 3;
     double own = 1e9, blas = 1e9;
     if (!rnc_gemm_tn_f32(m, n, k, A, m, B, n, 1, C, n)) {
-        printf("| f32 | Aᵀ·B | %d | %d | %d | – | – | – | (not on this CPU) |\n",
+        printf("| f32 | Aᵀ·B | %d | %d | %d | – | – | – | – | (not on this CPU) |\n",
                m, n, k);
+        free(A);
+        free(B);
+        free(C);
         return;
     }
     for (int rep = 0; rep < 11; rep++) {

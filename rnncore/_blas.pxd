@@ -96,7 +96,7 @@ cdef enum:
     # at 2 and 8), even at H = 1024, whose W no longer fits in L2.
     HALF_RATE_STEP_MIN_ROWS = 16
     HALF_RATE_STEP_MAX_H = 512
-    # The other float32 products op(A)ᵀ·B (a backward chunk's weight
+    # The other float32 products Aᵀ·B (trans_a: a backward chunk's weight
     # gradients, above the small kernel's limits) with C of at most
     # TN_MAX_DIM rows and columns run in _packed_gemm.h's rnc_gemm_tn_f32,
     # which copies both operands row by row instead of transposing them:
@@ -105,7 +105,9 @@ cdef enum:
     # 595 µs), even at 256 × 512, slower from 512 rows, and slower in
     # float64, which stays on BLAS (benchmarks/chunk_products.c, table in
     # docs/performance-notes.md).  It runs only where it was measured, on
-    # CPUs with AVX2 and without AVX-512.
+    # CPUs with AVX2 and without AVX-512, and only where BLAS would run the
+    # product on one thread too (a call that splits its products over the
+    # team runs BLAS on one; otherwise BLAS may thread it).
     TN_MAX_DIM = 256
 
 cdef enum StepKind:
@@ -116,7 +118,7 @@ cdef enum StepKind:
 
 
 ctypedef struct GemmTask:
-    bint trans_a, trans_b, single
+    bint trans_a, trans_b, single, serial
     Py_ssize_t m, n, k, lda, ldb, ldc
     double alpha, beta
     const void *a
@@ -128,8 +130,11 @@ ctypedef struct GemmTask:
 cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
                       Py_ssize_t k, floating alpha, const floating *a,
                       Py_ssize_t lda, const floating *b, Py_ssize_t ldb,
-                      floating beta, floating *c, Py_ssize_t ldc) noexcept nogil:
+                      floating beta, floating *c, Py_ssize_t ldc,
+                      bint serial) noexcept nogil:
     """C (m×n) <- alpha·op(A)·op(B) + beta·C, row-major; op(A) is m×k.
+    serial: BLAS would run it on one thread (the call holds the team, or
+    BLAS has one thread), so an own single-threaded kernel loses nothing.
 
     The callers check in Python that every size fits BLAS's 32-bit int.
     """
@@ -165,6 +170,7 @@ cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
         return
     if (floating is float and trans_a and not trans_b and alpha == 1
             and (beta == 0 or beta == 1) and m <= TN_MAX_DIM and n <= TN_MAX_DIM
+            and serial
             and rnc_gemm_tn_f32(m, n, k, <const float *>a, lda, <const float *>b,
                                 ldb, beta == 1, <float *>c, ldc)):
         return
@@ -195,11 +201,11 @@ cdef inline void gemm_part(void *arg, int part, int parts) noexcept nogil:
     if g.single:
         gemm(g.trans_a, g.trans_b, r1 - r0, g.n, g.k, <float>g.alpha,
              <const float *>g.a + a0, g.lda, <const float *>g.b, g.ldb,
-             <float>g.beta, <float *>g.c + r0 * g.ldc, g.ldc)
+             <float>g.beta, <float *>g.c + r0 * g.ldc, g.ldc, g.serial)
     else:
         gemm(g.trans_a, g.trans_b, r1 - r0, g.n, g.k, g.alpha,
              <const double *>g.a + a0, g.lda, <const double *>g.b, g.ldb,
-             g.beta, <double *>g.c + r0 * g.ldc, g.ldc)
+             g.beta, <double *>g.c + r0 * g.ldc, g.ldc, g.serial)
 
 
 cdef inline void pgemm(int parts, bint trans_a, bint trans_b, Py_ssize_t m,
@@ -225,6 +231,7 @@ cdef inline void pgemm_bias(int parts, bint trans_a, bint trans_b, Py_ssize_t m,
     g.trans_a, g.trans_b, g.single = trans_a, trans_b, floating is float
     g.m, g.n, g.k, g.lda, g.ldb, g.ldc = m, n, k, lda, ldb, ldc
     g.alpha, g.beta, g.a, g.b, g.c, g.bias = alpha, beta, a, b, c, bias
+    g.serial = abs(parts) >= 2 or blas_threads() < 2
     if abs(parts) < 2 or m < abs(parts) or m * n * k < SPLIT_GEMM_MIN_FMAS:
         gemm_part(&g, 0, 1)
     else:
@@ -334,7 +341,8 @@ cdef inline void step_gemm(StepKind kind, int parts, Py_ssize_t m, Py_ssize_t H,
             memset(c, 0, m * H * sizeof(floating))
         small_gemm_acc(m, H, H, a, w, c)
     else:
-        gemm(False, False, m, H, H, 1, a, H, w, H, 1 if accumulate else 0, c, H)
+        gemm(False, False, m, H, H, 1, a, H, w, H, 1 if accumulate else 0, c, H,
+             abs(parts) >= 2 or blas_threads() < 2)
 
 
 cdef inline void step_tanh(StepKind kind, int parts, Py_ssize_t m, Py_ssize_t H,

@@ -378,7 +378,13 @@ RNC_UNUSED static int rnc_gemm_tn_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     return 0;
 }
 #else
-#define rnc_gemm_tn_f32(m, n, k, A, lda, B, ldb, accumulate, C, ldc) 0
+RNC_UNUSED static int rnc_gemm_tn_f32(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                      const float *A, ptrdiff_t lda,
+                                      const float *B, ptrdiff_t ldb,
+                                      int accumulate, float *C, ptrdiff_t ldc)
+{
+    return 0;
+}
 #endif
 
 /* One per-step product shared by `parts` threads (rnncore/_parallel.pyx):

@@ -185,16 +185,17 @@ def test_large_steps_on_one_or_more_blas_threads(rng, dtype, n_threads):
 # A backward chunk's weight gradients δᵀ·x, δᵀ·h_{t-1} and dlogitsᵀ·h, past
 # the small kernel's limits, run in float32 (with AVX2) in rnc_gemm_tn_f32
 # (rnncore/_packed_gemm.h), which copies δ in groups of 24 columns and x
-# and h in panels of 16: H = 250 ends in a group of 10 columns and a block
-# of 4 rows, D = 5 in a panel of one vector and D = 13 in a partial one,
-# C = 70 in a partial panel, and chunks of more than 256 rows take two
-# slabs.  On two threads each thread takes a run of the gradients' rows
-# (a left operand wider than its part).  float64 runs BLAS there.
+# and h in panels of 16: H = 250 ends in a group of 10 columns, a block of
+# 4 rows and a partial panel, D = 5 in a panel of one vector and D = 13 in
+# a partial one, and chunks of more than 256 rows take two slabs.  B = 40
+# packs W_hh, so on two threads the call holds the team, and each thread
+# takes a run of the gradients' rows (its left operand wider than its
+# part).  float64 runs BLAS there.
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("D", [5, 13])
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_weight_gradients_of_chunks_of_many_rows(rng, dtype, D, n_threads):
-    T, B, H = 120, 24, 250
+    T, B, H = 120, 40, 250
     assert _recurrence.backward_steps(T, B, D, H, 4) * B > 256
     with rnncore.threads(n_threads):
         check_forward_and_backward(rng, dtype, T, B, D, H)
@@ -203,9 +204,10 @@ def test_weight_gradients_of_chunks_of_many_rows(rng, dtype, D, n_threads):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_output_gradients_of_chunks_of_many_rows(rng, dtype, n_threads):
-    """The training step's dW_hy = dlogitsᵀ·h, written by its first chunk
-    and added to by the others, with the layer's gradients as above."""
-    T, B, D, H, C = 120, 24, 13, 250, 70
+    """The training step's dW_hy = dlogitsᵀ·h (C = 70 rows: a group of 22
+    columns of dlogits, a block of 4 rows), written by its first chunk and
+    added to by the others, with the layer's gradients as above."""
+    T, B, D, H, C = 120, 40, 13, 250, 70
     assert _recurrence.backward_steps(T, B, D, H, 4, C) * B > 256
     params, x, targets, kw = make_problem(rng, T, B, D, H, C, dtype,
                                           with_h0=True)
