@@ -127,14 +127,20 @@ ctypedef struct GemmTask:
     const void *bias
 
 
+cdef inline bint blas_serial(int parts) noexcept nogil:
+    """Whether BLAS runs a product of a call holding `parts` (claim_team)
+    on one thread: the team holds BLAS at one, or BLAS has one."""
+    return abs(parts) >= 2 or blas_threads() < 2
+
+
 cdef inline void gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n,
                       Py_ssize_t k, floating alpha, const floating *a,
                       Py_ssize_t lda, const floating *b, Py_ssize_t ldb,
                       floating beta, floating *c, Py_ssize_t ldc,
                       bint serial) noexcept nogil:
     """C (m×n) <- alpha·op(A)·op(B) + beta·C, row-major; op(A) is m×k.
-    serial: BLAS would run it on one thread (the call holds the team, or
-    BLAS has one thread), so an own single-threaded kernel loses nothing.
+    serial: BLAS would run it on one thread (blas_serial), so an own
+    single-threaded kernel loses nothing.
 
     The callers check in Python that every size fits BLAS's 32-bit int.
     """
@@ -231,7 +237,7 @@ cdef inline void pgemm_bias(int parts, bint trans_a, bint trans_b, Py_ssize_t m,
     g.trans_a, g.trans_b, g.single = trans_a, trans_b, floating is float
     g.m, g.n, g.k, g.lda, g.ldb, g.ldc = m, n, k, lda, ldb, ldc
     g.alpha, g.beta, g.a, g.b, g.c, g.bias = alpha, beta, a, b, c, bias
-    g.serial = abs(parts) >= 2 or blas_threads() < 2
+    g.serial = blas_serial(parts)
     if abs(parts) < 2 or m < abs(parts) or m * n * k < SPLIT_GEMM_MIN_FMAS:
         gemm_part(&g, 0, 1)
     else:
@@ -342,7 +348,7 @@ cdef inline void step_gemm(StepKind kind, int parts, Py_ssize_t m, Py_ssize_t H,
         small_gemm_acc(m, H, H, a, w, c)
     else:
         gemm(False, False, m, H, H, 1, a, H, w, H, 1 if accumulate else 0, c, H,
-             abs(parts) >= 2 or blas_threads() < 2)
+             blas_serial(parts))
 
 
 cdef inline void step_tanh(StepKind kind, int parts, Py_ssize_t m, Py_ssize_t H,

@@ -48,6 +48,26 @@
 #define RNC_PF 16
 #endif
 
+/* dst <- `rows` rows of `w` elements (row stride lds), each padded with
+   zeros to `width` (dst contiguous); width is a constant once inlined, so
+   a full row is one fixed-size copy. */
+RNC_INLINE void rnc_copy_rows(ptrdiff_t rows, ptrdiff_t w, ptrdiff_t width,
+                              size_t item, const void *src, ptrdiff_t lds,
+                              void *dst)
+{
+    const char *s = (const char *)src;
+    char *d = (char *)dst;
+    if (w == width) {
+        for (ptrdiff_t i = 0; i < rows; i++)
+            memcpy(d + i * width * item, s + i * lds * item, width * item);
+        return;
+    }
+    for (ptrdiff_t i = 0; i < rows; i++) {
+        memcpy(d + i * width * item, s + i * lds * item, w * item);
+        memset(d + (i * width + w) * item, 0, (width - w) * item);
+    }
+}
+
 #define RNC_DEFINE_PACK(SUF, T)                                               \
 RNC_UNUSED static ptrdiff_t rnc_packed_len_##SUF(ptrdiff_t k, ptrdiff_t n)    \
 {                                                                             \
@@ -63,12 +83,13 @@ RNC_UNUSED static void rnc_pack_np_##SUF(ptrdiff_t np, ptrdiff_t k,           \
     for (ptrdiff_t j0 = 0; j0 < n; j0 += np) {                                \
         const ptrdiff_t w = n - j0 < np ? n - j0 : np;                        \
         T *panel = P + j0 * k;                                                \
+        if (!trans) {                                                         \
+            rnc_copy_rows(k, w, np, sizeof(T), M + j0, n, panel);             \
+            continue;                                                         \
+        }                                                                     \
         for (ptrdiff_t i = 0; i < k; i++) {                                   \
             T *row = panel + i * np;                                          \
-            if (trans)                                                        \
-                for (ptrdiff_t j = 0; j < w; j++) row[j] = M[(j0 + j) * k + i]; \
-            else                                                              \
-                for (ptrdiff_t j = 0; j < w; j++) row[j] = M[i * n + j0 + j]; \
+            for (ptrdiff_t j = 0; j < w; j++) row[j] = M[(j0 + j) * k + i];   \
             for (ptrdiff_t j = w; j < np; j++) row[j] = 0;                    \
         }                                                                     \
     }                                                                         \
@@ -207,26 +228,6 @@ ATTR RNC_UNUSED static void rnc_packed_gemm_##SUF(                            \
             }                                                                 \
         }                                                                     \
     }                                                                         \
-}
-
-/* dst <- `rows` rows of `w` elements (row stride lds), each padded with
-   zeros to `width` (dst contiguous); width is a constant once inlined, so
-   a full row is one fixed-size copy. */
-RNC_INLINE void rnc_copy_rows(ptrdiff_t rows, ptrdiff_t w, ptrdiff_t width,
-                              size_t item, const void *src, ptrdiff_t lds,
-                              void *dst)
-{
-    const char *s = (const char *)src;
-    char *d = (char *)dst;
-    if (w == width) {
-        for (ptrdiff_t i = 0; i < rows; i++)
-            memcpy(d + i * width * item, s + i * lds * item, width * item);
-        return;
-    }
-    for (ptrdiff_t i = 0; i < rows; i++) {
-        memcpy(d + i * width * item, s + i * lds * item, w * item);
-        memset(d + (i * width + w) * item, 0, (width - w) * item);
-    }
 }
 
 /* C (m×n) (+)= Aᵀ·B, A (k×m) and B (k×n) row-major with row strides lda

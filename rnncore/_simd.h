@@ -1,7 +1,8 @@
 /*
  * Element-wise kernels of rnncore: tanh, its backward step, exp, the
  * softmax of one row, and the optimisers' loops that take square roots,
- * divisions or long sums (Adam, Adagrad, the 2-norm of gradient clipping).  (The per-step product is in _step_gemm.h.)
+ * divisions or long sums (Adam, Adagrad, the 2-norm of gradient
+ * clipping).  (The per-step product is in _step_gemm.h.)
  *
  * Every scalar function is branch-free straight-line arithmetic so that the
  * array loops below vectorise at the full SIMD width without -ffast-math
