@@ -186,11 +186,14 @@ def header_section(results):
             + "; ".join(parts)
         )
     budget = results["plan"]["budget"]
+    warm = results["plan"].get("warm_round_max_calls")
+    warm = (f"; where the rounds before timed fewer than {warm} calls each, a "
+            f"round begins with an untimed call" if warm else "")
     lines.append(
         f"- Timing: after an untimed cross-check call (also the warm-up), calls are "
         f"repeated for about {budget['seconds']} s ({budget['min_reps']}–"
         f"{budget['max_reps']} calls) in 3 rounds, the peers in turn in each "
-        f"round of a case; "
+        f"round of a case{warm}; "
         f"cells show the median in ms ±half the interquartile range. "
         f"Ratio = peer time / rnncore time (> 1: rnncore faster; "
         f"**bold** < 1: rnncore slower). See benchmarks/README.md."

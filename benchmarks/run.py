@@ -62,6 +62,13 @@ WORKER_TIMEOUT_S = 900
 SETTLE_S = 0.2
 # Rounds of timing per case (see run_case).
 ROUNDS = 3
+# A round after the first begins with an untimed call when the rounds
+# before it timed fewer calls than this each (the large workload's 0.3-3 s
+# calls: one per round).  Otherwise its one timed call is the first since
+# the other peers ran, whose first calls on this machine were up to 30%
+# slower than the next (memory freed by them is faulted in again), while
+# a round of many calls has its median among the later ones.
+WARM_ROUND_MAX_CALLS = 3
 
 
 def env_item(text):
@@ -128,6 +135,7 @@ def plan(args):
         "threads": threads,
         "cases": cases,
         "budget": budget,
+        "warm_round_max_calls": WARM_ROUND_MAX_CALLS,
         "quick": args.quick,
         "env": extra_env,
     }
@@ -296,7 +304,8 @@ def start_peers(the_plan, results):
 def run_case(the_plan, case, workers):
     """One case on every (thread count, peer): a cross-check and a first
     round of timing, then ROUNDS - 1 more rounds, all of them in turn in
-    every round, each round a ROUNDS-th of the budget.  A slow spell of a
+    every round, each round a ROUNDS-th of the budget (and one untimed call
+    first where rounds time few calls: WARM_ROUND_MAX_CALLS).  A slow spell of a
     shared machine then falls on several peers' and thread counts' samples
     instead of all of one's, so that 1 and 2 threads compare as fairly as
     two peers do."""
@@ -324,7 +333,10 @@ def run_case(the_plan, case, workers):
                     record = dict(zip(worker.CASE_FIELDS, case, strict=True), **record)
                 records[key] = record
             else:
-                reply = w.request(cmd="again", budget=share)
+                calls = len(records[key].get("samples_ms", ())) / rnd
+                warm = calls < the_plan["warm_round_max_calls"]
+                again = dict(share, warmup=1) if warm else share
+                reply = w.request(cmd="again", budget=again)
                 if "error" in reply:
                     records[key]["error"] = reply["error"]
                 else:
