@@ -17,17 +17,18 @@
  * rnc_pack_* packs for the kernel the CPU runs; rnc_packed_len_* gives the
  * length of P for the widest panels, enough for every layout.
  *
- * Blocking: for each slab of KC rows of B (it stays in L2 while every block
- * of MR rows of A passes over it), a block of MR rows × KC of A stays in L1
- * while the kernel runs over every panel.  The kernel keeps an MR ×
- * NV-vector block of C in registers, loads NV vectors of one packed row per
- * step of the k loop and broadcasts MR elements of A.  With AVX2 it reads
- * those rows of A where they are, as long as they lie less than 4 KiB apart
- * (RNC_DIRECT_A_BYTES); otherwise, and with AVX-512 and the baseline, the
- * block is first copied interleaved (row i of the copy holds A[r][i] for the
- * MR rows r) to the stack.  On a Zen 3 the copy cost the AVX2 kernel 6-11%
- * at H = 100-256 and gained at most 1% on rows 4 KiB apart or more, whose
- * cache lines compete for the same sets of L1 (docs/performance-notes.md).
+ * Blocking: for each slab of KC rows of B, a block of MR rows × KC of A
+ * stays in L1 while the kernel runs over every panel.  The kernel keeps an
+ * MR × NV-vector block of C in registers, loads NV vectors of one packed row
+ * per step of the k loop and broadcasts MR elements of A.  With AVX2 it
+ * reads those rows of A where they are, as long as they lie less than 8 KiB
+ * apart (RNC_DIRECT_A_BYTES), in slabs of up to RNC_DIRECT_KC rows;
+ * otherwise, and with AVX-512 and the baseline, the block is first copied
+ * interleaved (row i of the copy holds A[r][i] for the MR rows r) to the
+ * stack, in slabs of RNC_KC rows.  On a Zen 3 the copy cost the AVX2 kernel
+ * 6-11% at H = 100-256, and slabs of 256 rows where k is 512 or 1024 cost it
+ * 6-10% against one slab (each slab loads and stores every block of C
+ * again; docs/performance-notes.md).
  *
  * The kernel body is one source compiled per instruction set (AVX-512,
  * AVX2, the baseline), as in _step_gemm.h.
@@ -42,8 +43,10 @@
 /* the widest panel, for rnc_packed_len_* */
 #define RNC_PANEL_BYTES 128
 #define RNC_KC 256
-/* rows of A closer than this are read in place by the kernels that may */
-#define RNC_DIRECT_A_BYTES 4096
+/* rows of A closer than this are read in place by the kernels that may,
+   in slabs of up to RNC_DIRECT_KC rows of B (no copy to hold on the stack) */
+#define RNC_DIRECT_A_BYTES 8192
+#define RNC_DIRECT_KC 1024
 #ifndef RNC_PF
 #define RNC_PF 16
 #endif
@@ -197,14 +200,15 @@ ATTR RNC_UNUSED static void rnc_packed_gemm_##SUF(                            \
 {                                                                             \
     const ptrdiff_t np = NV * W; /* a panel: one call of the micro-kernel */ \
     const int direct = DIRECT && k * (ptrdiff_t)sizeof(T) < RNC_DIRECT_A_BYTES; \
+    const ptrdiff_t KC = direct ? RNC_DIRECT_KC : RNC_KC;                     \
     T Ap[RNC_KC * MR] __attribute__((aligned(64)));                           \
     if (k == 0) {                                                             \
         if (!accumulate)                                                      \
             for (ptrdiff_t r = 0; r < m; r++) memset(C + r * ldc, 0, sizeof(T) * n); \
         return;                                                               \
     }                                                                         \
-    for (ptrdiff_t k0 = 0; k0 < k; k0 += RNC_KC) {                            \
-        const ptrdiff_t kc = k - k0 < RNC_KC ? k - k0 : RNC_KC;               \
+    for (ptrdiff_t k0 = 0; k0 < k; k0 += KC) {                                \
+        const ptrdiff_t kc = k - k0 < KC ? k - k0 : KC;                       \
         const int load_c = accumulate || k0 > 0;                              \
         for (ptrdiff_t r0 = 0, R; r0 < m; r0 += R) {                          \
             const T *a = A + r0 * k + k0;                                     \

@@ -137,24 +137,29 @@ def test_forward_and_backward_on_the_packed_kernel(rng, dtype, B, H):
 
 
 # The packed kernel reads the rows of h in place while they lie less than
-# 4 KiB apart (with AVX2) and copies them otherwise: both sides of that.
-@pytest.mark.parametrize("dtype,H", [(np.float32, 1023), (np.float32, 1024),
-                                     (np.float64, 511), (np.float64, 512)])
+# 8 KiB apart (with AVX2), in slabs of up to 1024 rows of W, and copies them
+# otherwise, in slabs of 256: both sides of that, and two slabs in place
+# (1100: 1024 + 76).
+@pytest.mark.parametrize("dtype,H", [(np.float32, 1100), (np.float32, 2047),
+                                     (np.float32, 2048), (np.float64, 1023),
+                                     (np.float64, 1024)])
 def test_the_packed_kernel_reads_rows_in_place_or_copied(rng, dtype, H):
     with rnncore.threads(1):
         check_forward_and_backward(rng, dtype, 2, 13, 2, H)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("H", [128, 256, 300, 512])
+@pytest.mark.parametrize("H", [128, 256, 300, 512, 1024, 1100])
 @pytest.mark.parametrize("B", [8, 40])
 def test_the_per_step_kernels_round_alike(rng, dtype, B, H):
     """With x = 0 the per-step products alone make the states and, going
     back, dh0.  A batch runs in the packed kernel (or, on CPUs where it is
     faster, in the small kernel's blocks of rows), each sequence alone in
-    the small kernel's one-row block: the same bits either way.  (300: two
-    slabs of the packed kernel and a tail vector of the small one; 512:
-    float64 rows 4 KiB apart, which the packed kernel copies.)"""
+    the small kernel's one-row block: the same bits either way.  (300: a
+    tail vector of the small kernel, and two slabs of the packed kernel
+    where it copies the rows (AVX-512, the baseline); 1100: two slabs where
+    it reads them in place (AVX2); 1024 in float64: rows 8 KiB apart, which
+    it copies.)"""
     with rnncore.threads(1):
         T = 3
         p = make_params(rng, 2, H, 1, dtype)
