@@ -4,7 +4,8 @@ The per-step product (rnncore/_step_gemm.h) works on blocks of 4 rows (6
 with AVX-512) and of several SIMD vectors of columns, then narrower vectors,
 then single columns.  Batches above its row limit go to the packed kernel
 (rnncore/_packed_gemm.h: blocks of up to 12 rows, panels of 32 float or 16
-double columns, slabs of 256 rows of W_hh; on CPUs that run AVX-512 at half
+double columns, slabs of 256 rows of W_hh, or of up to 1024 where it reads
+the rows of h in place (AVX2); on CPUs that run AVX-512 at half
 rate, only up to 15 rows), or to BLAS when BLAS runs several threads and
 the product is large.  The two own kernels give the same bits.  The
 backward pass keeps δ for a chunk of steps at a time
@@ -123,7 +124,8 @@ def check_forward_and_backward(rng, dtype, T, B, D, H):
 
 # the packed kernel's row remainders (mod 12), below and past 32 rows
 PACKED_BATCHES = [4, 8, 13, 33, 47]
-# one column, panel and vector boundaries, several 256-row slabs (300); the
+# one column, panel and vector boundaries, two 256-row slabs (300, where the
+# kernel copies the rows of h: AVX-512, the baseline); the
 # packed kernel takes H >= 128 (and then small batches too) unless its
 # padding wastes more than 1/8 (100 and 130 stay on the other kernels)
 PACKED_HIDDEN = [1, 16, 17, 40, 100, 128, 130, 256, 300]
